@@ -1,0 +1,67 @@
+"""The one owner of ONNX Runtime sessions: provider choice, threads, a per-process session cache."""
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from services.errors import ModelMissing
+from services.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def select_providers(requested: list[str] | None = None) -> list[str]:
+    """Providers in order of preference, filtered by what this onnxruntime build reports."""
+    available = set(ort.get_available_providers())
+    wanted = requested or list(PREFERRED_PROVIDERS)
+    chosen = [p for p in wanted if p in available]
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+class OnnxSession:
+    """A loaded model file. `run` is thread-safe (onnxruntime sessions allow concurrent Run)."""
+
+    def __init__(self, path: Path, settings: Settings) -> None:
+        if not path.is_file():
+            raise ModelMissing(f"model file {path.name} is not in {path.parent}; run `make models`")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = settings.onnx_intra_op_threads
+        options.inter_op_num_threads = settings.onnx_inter_op_threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.path = path
+        self.session = ort.InferenceSession(
+            str(path), sess_options=options, providers=select_providers(settings.onnx_providers)
+        )
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        log.info("loaded %s with %s", path.name, self.session.get_providers())
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.get_providers())
+
+    def run(self, feeds: dict[str, np.ndarray], output_names: list[str] | None = None) -> list[np.ndarray]:
+        return self.session.run(output_names or self.output_names, feeds)
+
+
+_sessions: dict[Path, OnnxSession] = {}
+_sessions_lock = threading.Lock()
+
+
+def get_session(file_name: str, settings: Settings | None = None) -> OnnxSession:
+    """One session per model file per process, created on first use."""
+    settings = settings or get_settings()
+    path = (settings.model_dir / file_name).resolve()
+    with _sessions_lock:
+        session = _sessions.get(path)
+        if session is None:
+            session = OnnxSession(path, settings)
+            _sessions[path] = session
+        return session

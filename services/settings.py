@@ -1,0 +1,58 @@
+"""The one settings object. Every knob is an environment variable with the prefix SHOEBOX_."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOEBOX_", env_file=".env", extra="ignore")
+
+    data_dir: Path = REPO_ROOT / "data"
+    # Default: a SQLite file inside data_dir (filled in below when unset).
+    database_url: str = ""
+    blob_dir: Path | None = None
+    model_dir: Path = REPO_ROOT / "models"
+    # Where set-up copies pretrained files from (a read-only mirror of verified weights).
+    model_mirror: Path | None = None
+
+    max_upload_bytes: int = 50 * 1024 * 1024
+    # Decompression-bomb guard: images with more pixels than this are rejected.
+    max_image_pixels: int = 120_000_000
+    bootstrap_key: str | None = None
+
+    # Inference
+    onnx_intra_op_threads: int = 0  # 0 lets onnxruntime choose
+    onnx_inter_op_threads: int = 1
+    onnx_providers: list[str] | None = None  # None: CUDA when available, then CPU
+    load_models_at_start: bool = False
+    analysis_batch_size: int = 8
+
+    # Jobs
+    job_workers: int = 1
+    run_job_workers: bool = True
+    job_poll_seconds: float = 0.5
+
+    thumbnail_sizes: tuple[int, ...] = Field(default=(256, 1024))
+
+    @model_validator(mode="after")
+    def _fill_derived_paths(self) -> "Settings":
+        if self.blob_dir is None:
+            self.blob_dir = self.data_dir / "blobs"
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'shoebox.db'}"
+        return self
+
+    @property
+    def blob_root(self) -> Path:
+        assert self.blob_dir is not None
+        return self.blob_dir
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
