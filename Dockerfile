@@ -1,0 +1,15 @@
+# Shoebox service image (CPU). Models are put in place at build time from a mirror directory passed
+# as build context `models-mirror` (docker build --build-context models-mirror=../shared/models .).
+FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends libimage-exiftool-perl make \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY . .
+RUN python -m venv .venv && .venv/bin/pip install --no-cache-dir -e '.[export]' \
+    && .venv/bin/pip install --no-cache-dir --no-deps facenet-pytorch==2.6.0
+COPY --from=models-mirror . /mirror
+RUN SHOEBOX_MODEL_MIRROR=/mirror .venv/bin/python -m onnx_models.setup && rm -rf /mirror
+ENV SHOEBOX_DATA_DIR=/data
+VOLUME /data
+EXPOSE 8000
+CMD [".venv/bin/uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000"]

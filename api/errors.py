@@ -1,0 +1,111 @@
+"""The one place where errors become application/problem+json (RFC 9457)."""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.errors import ShoeboxError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_BASE = "https://shoebox.dev/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def problem_body(
+    *,
+    status: int,
+    title: str,
+    detail: str,
+    slug: str,
+    errors: list[dict[str, Any]] | None = None,
+    request: Request | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
+    if request is not None:
+        body["instance"] = request.url.path
+        body["request_id"] = getattr(request.state, "request_id", None)
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def problem_from_error(error: ShoeboxError, request: Request | None = None) -> dict[str, Any]:
+    return problem_body(
+        status=error.status,
+        title=error.title,
+        detail=error.detail,
+        slug=error.type_slug,
+        errors=error.errors,
+        request=request,
+    )
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+_HTTP_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Unauthorized"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ShoeboxError)
+    async def domain_error(request: Request, error: ShoeboxError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        return problem_response(problem_from_error(error, request), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": ".".join(
+                    str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path")
+                ),
+                "location": item.get("loc", ("",))[0],
+                "message": item.get("msg", ""),
+            }
+            for item in error.errors()
+        ]
+        fields = ", ".join(sorted({e["field"] or e["location"] for e in errors}))
+        body = problem_body(
+            status=422,
+            title="Invalid request",
+            detail=f"the request is not valid: {fields}",
+            slug="invalid",
+            errors=errors,
+            request=request,
+        )
+        return problem_response(body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        slug, title = _HTTP_SLUGS.get(error.status_code, ("http-error", "HTTP error"))
+        detail = error.detail if isinstance(error.detail, str) else title
+        if error.status_code == 404 and detail == "Not Found":
+            detail = f"no route for {request.method} {request.url.path}"
+        body = problem_body(status=error.status_code, title=title, detail=detail, slug=slug, request=request)
+        return problem_response(body, getattr(error, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+        request_id = getattr(request.state, "request_id", None)
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, request_id)
+        body = problem_body(
+            status=500,
+            title="Internal server error",
+            detail=f"something went wrong on our side; quote request id {request_id} when reporting it",
+            slug="internal",
+            request=request,
+        )
+        return problem_response(body)

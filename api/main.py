@@ -1,0 +1,93 @@
+"""The FastAPI application: factory, lifespan, middleware, routers."""
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.routing import APIRoute
+
+from api.errors import install_error_handlers
+from api.routers import health, jobs, photos
+from db.session import get_engine, session_factory, session_scope, upgrade_schema
+from services import integrity
+from services.jobs import JobContext, JobRunner
+from services.owners import ensure_bootstrap_owner
+from services.settings import Settings, get_settings
+from services.storage import BlobStore
+
+log = logging.getLogger("shoebox")
+
+
+def operation_id(route: APIRoute) -> str:
+    """`photos-upload`-style ids, so generated SDKs get clean method names."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def register_job_types() -> None:
+    integrity.register()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade_schema(settings.database_url)
+        engine = get_engine(settings.database_url)
+        app.state.sessions = session_factory(engine)
+        app.state.store = BlobStore(settings.blob_root, settings.data_dir / "cache")
+        if settings.bootstrap_key:
+            with session_scope(app.state.sessions) as db:
+                ensure_bootstrap_owner(db, key=settings.bootstrap_key)
+        register_job_types()
+        app.state.job_runner = None
+        if settings.run_job_workers:
+            context = JobContext(sessions=app.state.sessions, store=app.state.store, settings=settings)
+            app.state.job_runner = JobRunner(context, settings.job_workers, settings.job_poll_seconds)
+            app.state.job_runner.start()
+        log.info("shoebox ready: database %s, data %s", engine.url.render_as_string(), settings.data_dir)
+        try:
+            yield
+        finally:
+            if app.state.job_runner is not None:
+                app.state.job_runner.stop()
+
+    app = FastAPI(
+        title="Shoebox",
+        version="1.0.0",
+        summary="Self-hosted photo-ML backend: tags, people, search, quality and metadata export.",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def request_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        request.state.request_id = request_id
+        started = time.perf_counter()
+        response = await call_next(request)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        response.headers["X-Request-ID"] = request_id
+        log.info(
+            "%s %s %d %.1fms id=%s",
+            request.method,
+            request.url.path,
+            response.status_code,
+            elapsed_ms,
+            request_id,
+        )
+        return response
+
+    for router in (health.router, photos.router, jobs.router):
+        app.include_router(router)
+    return app
+
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+app = create_app()

@@ -1,0 +1,233 @@
+"""Photos: upload, list, get, patch, delete, original, thumbnail."""
+
+from datetime import datetime
+from enum import IntEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile, status
+from fastapi.responses import FileResponse, JSONResponse
+
+from api.deps import CurrentOwner, JobRunnerDep, SessionDep, SettingsDep, StoreDep
+from api.errors import problem_from_error, problem_response
+from schemas.common import Page, Problem
+from schemas.photos import Photo, PhotoPatch, UploadResponse, UploadResult, photo_from_view
+from services import photos as photo_service
+from services.errors import TooLarge
+from services.photos import PhotoFilters, PhotoSort, UploadedFile
+
+router = APIRouter(prefix="/v1/photos", tags=["photos"])
+
+
+class ThumbnailSize(IntEnum):
+    small = 256
+    large = 1024
+
+
+PROBLEMS = {
+    401: {"model": Problem, "description": "missing or wrong API key"},
+    404: {"model": Problem, "description": "no such photo for this owner"},
+    422: {"model": Problem, "description": "invalid parameters"},
+}
+
+
+def photo_filters(
+    taken_after: Annotated[
+        datetime | None, Query(description="capture time at or after (camera-local)")
+    ] = None,
+    taken_before: Annotated[datetime | None, Query(description="capture time at or before")] = None,
+    camera: Annotated[str | None, Query(max_length=200, description="make or model contains")] = None,
+    lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
+    lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+    radius_km: Annotated[float | None, Query(gt=0, le=20038)] = None,
+) -> PhotoFilters:
+    return PhotoFilters(
+        taken_after=taken_after,
+        taken_before=taken_before,
+        camera=camera,
+        lat=lat,
+        lon=lon,
+        radius_km=radius_km,
+    )
+
+
+FiltersDep = Annotated[PhotoFilters, Depends(photo_filters)]
+
+
+async def _read_upload(upload: UploadFile, max_bytes: int) -> bytes | TooLarge:
+    # Read at most one byte past the limit so an oversized file never sits whole in memory.
+    data = await upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        return TooLarge(f"the file is larger than the {max_bytes} byte limit")
+    return data
+
+
+@router.post(
+    "",
+    name="upload",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UploadResponse,
+    responses={
+        200: {"model": UploadResponse, "description": "only duplicates"},
+        **PROBLEMS,
+        413: {"model": Problem},
+        415: {"model": Problem},
+    },
+)
+async def upload(
+    request: Request,
+    db: SessionDep,
+    owner: CurrentOwner,
+    store: StoreDep,
+    settings: SettingsDep,
+    runner: JobRunnerDep,
+    files: Annotated[list[UploadFile], File(description="one or more image files")],
+) -> Response:
+    """Upload photos. Each file answers created, duplicate (with the existing photo) or rejected."""
+    results: list[UploadResult] = []
+    accepted: list[UploadedFile] = []
+    early_rejections: dict[int, UploadResult] = {}
+    for index, upload_file in enumerate(files):
+        data = await _read_upload(upload_file, settings.max_upload_bytes)
+        name = upload_file.filename or f"file{index + 1}"
+        if isinstance(data, TooLarge):
+            early_rejections[index] = UploadResult(
+                filename=name, status="rejected", error=Problem(**problem_from_error(data, request))
+            )
+            continue
+        accepted.append(UploadedFile(filename=name, data=data))
+    outcomes = iter(photo_service.upload_photos(db, store, settings, owner_id=owner, files=accepted))
+    for index in range(len(files)):
+        if index in early_rejections:
+            results.append(early_rejections[index])
+            continue
+        outcome = next(outcomes)
+        results.append(
+            UploadResult(
+                filename=outcome.filename,
+                status=outcome.status,
+                photo=photo_from_view(photo_service.photo_views(db, [outcome.photo])[0])
+                if outcome.photo
+                else None,
+                error=Problem(**problem_from_error(outcome.error, request)) if outcome.error else None,
+            )
+        )
+    created = [r.photo.id for r in results if r.status == "created" and r.photo]
+    if created:
+        photo_service.after_upload(db, owner_id=owner, photo_ids=created)
+        if runner is not None:
+            runner.wake()
+    body = UploadResponse(results=results).model_dump(mode="json")
+    if created:
+        return JSONResponse(body, status_code=201)
+    if any(r.status == "duplicate" for r in results):
+        return JSONResponse(body, status_code=200)
+    statuses = {r.error.status for r in results if r.error}
+    status_code = statuses.pop() if len(statuses) == 1 else 422
+    detail = "; ".join(f"{r.filename}: {r.error.detail}" for r in results if r.error)
+    return problem_response(
+        {
+            "type": "https://shoebox.dev/problems/upload-rejected",
+            "title": "Every file was rejected",
+            "status": status_code,
+            "detail": detail,
+            "instance": request.url.path,
+            "errors": [
+                {"filename": r.filename, **(r.error.model_dump(exclude_none=True) if r.error else {})}
+                for r in results
+            ],
+        }
+    )
+
+
+@router.get("", name="list", response_model=Page[Photo], responses=PROBLEMS)
+def list_photos(
+    db: SessionDep,
+    owner: CurrentOwner,
+    filters: FiltersDep,
+    sort: PhotoSort = "-taken_at",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+) -> Page[Photo]:
+    """List the owner's photos with filters, sorted, paginated by cursor."""
+    rows, next_cursor = photo_service.list_photos(
+        db, owner_id=owner, filters=filters, sort=sort, limit=limit, cursor=cursor
+    )
+    return Page[Photo](
+        items=[photo_from_view(v) for v in photo_service.photo_views(db, rows)], next_cursor=next_cursor
+    )
+
+
+@router.get("/{photo_id}", name="get", response_model=Photo, responses=PROBLEMS)
+def get_photo(db: SessionDep, owner: CurrentOwner, photo_id: str) -> Photo:
+    """One photo with its metadata, tags and analysis state."""
+    row = photo_service.get_photo(db, owner_id=owner, photo_id=photo_id)
+    return photo_from_view(photo_service.photo_views(db, [row])[0])
+
+
+@router.patch("/{photo_id}", name="update", response_model=Photo, responses=PROBLEMS)
+def patch_photo(db: SessionDep, owner: CurrentOwner, photo_id: str, patch: PhotoPatch) -> Photo:
+    """Set user fields: `rotation` (0/90/180/270, clockwise) and `caption`."""
+    row = photo_service.update_photo(
+        db, owner_id=owner, photo_id=photo_id, changes=patch.model_dump(exclude_unset=True)
+    )
+    return photo_from_view(photo_service.photo_views(db, [row])[0])
+
+
+@router.delete("/{photo_id}", name="delete", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)
+def delete_photo(db: SessionDep, owner: CurrentOwner, store: StoreDep, photo_id: str) -> Response:
+    """Delete a photo; its bytes go when no other photo uses them."""
+    photo_service.delete_photo(db, store, owner_id=owner, photo_id=photo_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    candidates = [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]
+    return etag in candidates or "*" in candidates
+
+
+@router.get(
+    "/{photo_id}/original",
+    name="original",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/*": {}}, "description": "the original bytes"}, **PROBLEMS},
+)
+def get_original(
+    request: Request, db: SessionDep, owner: CurrentOwner, store: StoreDep, photo_id: str
+) -> Response:
+    """The uploaded bytes, untouched."""
+    row = photo_service.get_photo(db, owner_id=owner, photo_id=photo_id)
+    etag = f'"{row.sha256}"'
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    return FileResponse(
+        photo_service.original_path(store, row),
+        media_type=row.content_type,
+        filename=row.filename,
+        headers={"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"},
+    )
+
+
+@router.get(
+    "/{photo_id}/thumbnail",
+    name="thumbnail",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "a JPEG thumbnail"}, **PROBLEMS},
+)
+def get_thumbnail(
+    request: Request,
+    db: SessionDep,
+    owner: CurrentOwner,
+    store: StoreDep,
+    photo_id: str,
+    size: ThumbnailSize = ThumbnailSize.small,
+) -> Response:
+    """A JPEG thumbnail with orientation and the user's rotation applied; long side at most `size`."""
+    row = photo_service.get_photo(db, owner_id=owner, photo_id=photo_id)
+    etag = f'"{row.sha256}-{int(size)}-{row.rotation}"'
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    return FileResponse(
+        photo_service.thumbnail_path(store, row, int(size)),
+        media_type="image/jpeg",
+        headers={"ETag": etag, "Cache-Control": "private, max-age=86400"},
+    )

@@ -1,0 +1,24 @@
+"""Job models."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class JobCreate(BaseModel):
+    type: str = Field(examples=["analyze"], description="analyze, recognize or verify")
+    photo_ids: list[str] | None = Field(default=None, description="default: every photo of the owner")
+
+
+class Job(BaseModel):
+    id: str
+    type: str
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    total: int
+    done: int
+    failed: int
+    errors: list[dict[str, Any]]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None

@@ -1,0 +1,118 @@
+"""Photo request and response models (SPEC section 5)."""
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field
+
+from schemas.common import Problem
+
+if TYPE_CHECKING:
+    from services.photos import PhotoView as PhotoViewLike
+
+
+class Gps(BaseModel):
+    lat: float
+    lon: float
+    alt: float | None = None
+
+
+class Camera(BaseModel):
+    make: str | None = None
+    model: str | None = None
+
+
+class Place(BaseModel):
+    city: str | None = None
+    region: str | None = None
+    country: str | None = None
+
+
+class Quality(BaseModel):
+    score: float
+    issues: list[str]
+    metrics: dict[str, float]
+
+
+class Tag(BaseModel):
+    name: str
+    kind: Literal["object", "label", "category", "user"]
+    confidence: float | None
+    source: Literal["model", "user"]
+    state: Literal["suggested", "confirmed", "rejected"]
+
+
+class Photo(BaseModel):
+    id: str
+    filename: str
+    sha256: str
+    content_type: str
+    size_bytes: int
+    width: int = Field(description="stored pixel width, before orientation is applied")
+    height: int = Field(description="stored pixel height, before orientation is applied")
+    taken_at: datetime | None = Field(
+        description="capture time as the camera wrote it; carries its UTC offset when the file records one"
+    )
+    taken_at_source: str | None = Field(description="EXIF field the capture time came from")
+    gps: Gps | None
+    camera: Camera | None
+    orientation: int
+    rotation: int = Field(description="user's clockwise rotation applied on top of the EXIF orientation")
+    caption: str | None
+    uploaded_at: datetime
+    analysis_state: Literal["pending", "running", "done", "failed"]
+    tags: list[Tag] = Field(default_factory=list)
+    faces_count: int = 0
+    place: Place | None = None
+    quality: Quality | None = None
+    suggested_rotation: int | None = None
+
+
+class PhotoPatch(BaseModel):
+    rotation: Literal[0, 90, 180, 270] | None = None
+    caption: str | None = Field(default=None, max_length=2000)
+
+
+class UploadResult(BaseModel):
+    filename: str
+    status: Literal["created", "duplicate", "rejected"]
+    photo: Photo | None = None
+    error: Problem | None = None
+
+
+class UploadResponse(BaseModel):
+    results: list[UploadResult]
+
+
+def photo_from_view(view: "PhotoViewLike") -> Photo:
+    row = view.photo
+    taken_at = row.taken_at
+    if taken_at is not None and row.taken_at_offset:
+        taken_at = datetime.fromisoformat(f"{taken_at.isoformat()}{row.taken_at_offset}")
+    return Photo(
+        id=row.id,
+        filename=row.filename,
+        sha256=row.sha256,
+        content_type=row.content_type,
+        size_bytes=row.size_bytes,
+        width=row.width,
+        height=row.height,
+        taken_at=taken_at,
+        taken_at_source=row.taken_at_source,
+        gps=Gps(lat=row.gps_lat, lon=row.gps_lon, alt=row.gps_alt)
+        if row.gps_lat is not None and row.gps_lon is not None
+        else None,
+        camera=Camera(make=row.camera_make, model=row.camera_model)
+        if row.camera_make or row.camera_model
+        else None,
+        orientation=row.orientation,
+        rotation=row.rotation,
+        caption=row.caption,
+        uploaded_at=row.uploaded_at,
+        analysis_state=row.analysis_state,
+        tags=[Tag(**tag) for tag in view.tags],
+        faces_count=view.faces_count,
+        place=Place(**view.place) if view.place else None,
+        quality=Quality(**view.quality) if view.quality else None,
+        suggested_rotation=view.suggested_rotation,
+    )

@@ -1,0 +1,258 @@
+"""Persistent background jobs: created in the database, claimed atomically, run in batches.
+
+A job is a list of work items (photo ids) and a position. Workers commit progress after every
+batch, so a job interrupted by a crash or restart is requeued and resumes where it stopped.
+Any number of processes may run workers against one database: the claim is a conditional UPDATE.
+"""
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import Job
+from db.types import utcnow
+from services.errors import Invalid, NotFound
+from services.settings import Settings
+from services.storage import BlobStore
+
+log = logging.getLogger(__name__)
+
+ACTIVE_STATES = ("queued", "running")
+# A running job whose worker has not reported for this long is taken to be orphaned.
+STALE_AFTER = timedelta(seconds=120)
+MAX_ERRORS_KEPT = 200
+
+
+@dataclass
+class JobContext:
+    sessions: sessionmaker[Session]
+    store: BlobStore
+    settings: Settings
+
+
+# A batch handler gets the owner, a batch of item ids and the job params; it returns an error
+# message for each failed item (items not in the dict succeeded).
+BatchHandler = Callable[[JobContext, str, list[str], dict[str, Any]], dict[str, str]]
+
+
+@dataclass
+class JobType:
+    name: str
+    handler: BatchHandler
+    batch_size: Callable[[Settings], int] = field(default=lambda settings: 1)
+    # Items to use when the client names none (e.g. every photo of the owner).
+    default_items: Callable[[Session, str], list[str]] | None = None
+    # Runs once after the last item (e.g. retrain a classifier); may enqueue follow-up work.
+    on_finished: Callable[[JobContext, str, dict[str, Any]], None] | None = None
+
+
+_job_types: dict[str, JobType] = {}
+
+
+def register_job_type(job_type: JobType) -> None:
+    _job_types[job_type.name] = job_type
+
+
+def job_type_names() -> list[str]:
+    return sorted(_job_types)
+
+
+def create_job(
+    db: Session,
+    *,
+    owner_id: str,
+    type: str,
+    items: list[str] | None = None,
+    params: dict[str, Any] | None = None,
+) -> Job:
+    job_type = _job_types.get(type)
+    if job_type is None:
+        raise Invalid(f"unknown job type {type!r}; known: {', '.join(job_type_names())}")
+    if items is None:
+        items = job_type.default_items(db, owner_id) if job_type.default_items else []
+    items = list(dict.fromkeys(items))  # unique, order kept
+    job = Job(owner_id=owner_id, type=type, items=items, params=params or {}, total=len(items))
+    db.add(job)
+    db.flush()
+    log.info("job %s created: %s for owner %s, %d items", job.id, type, owner_id, len(items))
+    return job
+
+
+def get_job(db: Session, *, owner_id: str, job_id: str) -> Job:
+    job = db.get(Job, job_id)
+    if job is None or job.owner_id != owner_id:
+        raise NotFound(f"no job with id {job_id!r}")
+    return job
+
+
+def list_jobs(db: Session, *, owner_id: str, limit: int, offset: int, state: str | None = None) -> list[Job]:
+    query = select(Job).where(Job.owner_id == owner_id)
+    if state:
+        query = query.where(Job.state == state)
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).offset(offset).limit(limit)
+    return list(db.scalars(query))
+
+
+def cancel_job(db: Session, *, owner_id: str, job_id: str) -> Job:
+    job = get_job(db, owner_id=owner_id, job_id=job_id)
+    if job.state in ACTIVE_STATES:
+        job.state = "cancelled"
+        job.finished_at = utcnow()
+    return job
+
+
+def requeue_stale_jobs(db: Session, *, stale_after: timedelta = STALE_AFTER) -> int:
+    """Running jobs whose worker went silent go back to the queue; they resume at `position`."""
+    cutoff = utcnow() - stale_after
+    result = db.execute(
+        update(Job)
+        .where(Job.state == "running", Job.heartbeat_at < cutoff)
+        .values(state="queued", worker_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def claim_next_job(db: Session, *, worker_id: str) -> Job | None:
+    """Atomically move the oldest queued job to running for this worker."""
+    candidates = db.scalars(
+        select(Job.id).where(Job.state == "queued").order_by(Job.created_at, Job.id).limit(5)
+    ).all()
+    for job_id in candidates:
+        now = utcnow()
+        claimed = db.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == "queued")
+            .values(state="running", worker_id=worker_id, heartbeat_at=now, attempts=Job.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        db.commit()
+        if claimed.rowcount == 1:
+            job = db.get(Job, job_id, populate_existing=True)
+            if job is not None and job.started_at is None:
+                job.started_at = now
+                db.commit()
+            return job
+    return None
+
+
+def run_job(context: JobContext, job_id: str, worker_id: str) -> None:
+    """Process a claimed job batch by batch, committing progress after each batch."""
+    with context.sessions() as db:
+        job = db.get(Job, job_id)
+        if job is None:
+            return
+        job_type = _job_types.get(job.type)
+        owner_id, items, params = job.owner_id, list(job.items), dict(job.params)
+        position = job.position
+        if job_type is None:
+            _finish(db, job, "failed", extra_error={"item": None, "error": f"unknown job type {job.type}"})
+            return
+    batch_size = max(1, job_type.batch_size(context.settings))
+    while position < len(items):
+        batch = items[position : position + batch_size]
+        try:
+            errors = job_type.handler(context, owner_id, batch, params)
+        except Exception as exc:  # a handler bug fails the batch, not the worker
+            log.exception("job %s batch at %d failed", job_id, position)
+            errors = {item: f"{type(exc).__name__}: {exc}" for item in batch}
+        with context.sessions() as db:
+            job = db.get(Job, job_id)
+            if job is None or job.state != "running" or job.worker_id != worker_id:
+                log.info("job %s stopped (state %s)", job_id, job.state if job else "deleted")
+                return
+            position += len(batch)
+            job.position = position
+            job.failed += len(errors)
+            job.done += len(batch) - len(errors)
+            if errors and len(job.errors) < MAX_ERRORS_KEPT:
+                job.errors = [*job.errors, *({"item": i, "error": e} for i, e in errors.items())][
+                    :MAX_ERRORS_KEPT
+                ]
+            job.heartbeat_at = utcnow()
+            db.commit()
+        log.info("job %s progress %d/%d", job_id, position, len(items))
+    if job_type.on_finished is not None:
+        try:
+            job_type.on_finished(context, owner_id, params)
+        except Exception as exc:
+            log.exception("job %s finishing step failed", job_id)
+            with context.sessions() as db:
+                job = db.get(Job, job_id)
+                if job is not None:
+                    _finish(
+                        db, job, "failed", extra_error={"item": None, "error": f"{type(exc).__name__}: {exc}"}
+                    )
+            return
+    with context.sessions() as db:
+        job = db.get(Job, job_id)
+        if job is not None and job.state == "running":
+            # Partial failures are listed in `errors`; the job fails only when nothing succeeded.
+            _finish(db, job, "failed" if job.total and job.failed == job.total else "succeeded")
+
+
+def _finish(db: Session, job: Job, state: str, extra_error: dict[str, Any] | None = None) -> None:
+    job.state = state
+    job.finished_at = utcnow()
+    if extra_error:
+        job.errors = [*job.errors, extra_error]
+    db.commit()
+    log.info("job %s %s: %d done, %d failed", job.id, state, job.done, job.failed)
+
+
+class JobRunner:
+    """In-process worker threads polling the database for queued jobs."""
+
+    def __init__(self, context: JobContext, workers: int, poll_seconds: float) -> None:
+        self.context = context
+        self.workers = workers
+        self.poll_seconds = poll_seconds
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.worker_prefix = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+    def start(self) -> None:
+        with self.context.sessions() as db:
+            requeued = requeue_stale_jobs(db)
+            db.commit()
+        if requeued:
+            log.info("requeued %d orphaned jobs", requeued)
+        for index in range(self.workers):
+            thread = threading.Thread(target=self._loop, args=(f"{self.worker_prefix}:{index}",), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _loop(self, worker_id: str) -> None:
+        while not self._stop.is_set():
+            try:
+                with self.context.sessions() as db:
+                    requeue_stale_jobs(db)
+                    db.commit()
+                    job = claim_next_job(db, worker_id=worker_id)
+                    job_id = job.id if job else None
+                if job_id is not None:
+                    run_job(self.context, job_id, worker_id)
+                    continue
+            except Exception:
+                log.exception("job worker %s error", worker_id)
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()

@@ -1,0 +1,84 @@
+"""Owners and their API keys. Keys are shown once at creation and stored only as sha256."""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import ApiKey, Owner
+from db.types import utcnow
+from services.errors import Conflict, NotFound, Unauthorized
+
+KEY_PREFIX = "sbx_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    id: str
+    owner_id: str
+    key: str  # plaintext, only ever returned here
+    prefix: str
+
+
+def create_owner(db: Session, *, name: str) -> Owner:
+    if db.scalar(select(Owner).where(Owner.name == name)) is not None:
+        raise Conflict(f"an owner named {name!r} already exists")
+    owner = Owner(name=name)
+    db.add(owner)
+    db.flush()
+    return owner
+
+
+def get_owner_by_name(db: Session, *, name: str) -> Owner:
+    owner = db.scalar(select(Owner).where(Owner.name == name))
+    if owner is None:
+        raise NotFound(f"no owner named {name!r}")
+    return owner
+
+
+def issue_key(db: Session, *, owner_id: str, name: str = "", key: str | None = None) -> IssuedKey:
+    key = key or KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey(owner_id=owner_id, key_hash=hash_key(key), prefix=key[:12], name=name)
+    db.add(api_key)
+    db.flush()
+    return IssuedKey(id=api_key.id, owner_id=owner_id, key=key, prefix=api_key.prefix)
+
+
+def revoke_key(db: Session, *, key_id: str) -> ApiKey:
+    api_key = db.get(ApiKey, key_id)
+    if api_key is None:
+        raise NotFound(f"no API key with id {key_id!r}")
+    if api_key.revoked_at is None:
+        api_key.revoked_at = utcnow()
+    return api_key
+
+
+def list_keys(db: Session, *, owner_id: str) -> list[ApiKey]:
+    return list(db.scalars(select(ApiKey).where(ApiKey.owner_id == owner_id).order_by(ApiKey.created_at)))
+
+
+def authenticate(db: Session, *, key: str) -> str:
+    """The owner id of a live key; Unauthorized for anything else."""
+    api_key = db.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+    if api_key is None or api_key.revoked_at is not None:
+        raise Unauthorized("the API key is unknown or revoked")
+    return api_key.owner_id
+
+
+def ensure_bootstrap_owner(db: Session, *, key: str, owner_name: str = "default") -> str:
+    """Make sure owner `default` exists and holds `key` (idempotent across restarts and processes)."""
+    owner = db.scalar(select(Owner).where(Owner.name == owner_name))
+    if owner is None:
+        owner = create_owner(db, name=owner_name)
+    existing = db.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+    if existing is None:
+        issue_key(db, owner_id=owner.id, name="bootstrap", key=key)
+    elif existing.owner_id != owner.id:
+        raise Conflict("the bootstrap key already belongs to another owner")
+    return owner.id

@@ -1,0 +1,310 @@
+"""The photo library: upload, list with filters, read, update, delete. No HTTP in here."""
+
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db.models import Photo
+from services.errors import Invalid, NotFound, ShoeboxError
+from services.images import inspect_image, make_thumbnail
+from services.jobs import create_job, job_type_names
+from services.pagination import decode_cursor, encode_cursor
+from services.settings import Settings
+from services.storage import BlobStore, sha256_hex
+
+log = logging.getLogger(__name__)
+
+PhotoSort = Literal["taken_at", "-taken_at", "uploaded_at", "-uploaded_at"]
+EARTH_RADIUS_KM = 6371.0088
+# NULL capture times sort last in both directions; these stand in for them in the sort key.
+_FAR_FUTURE = datetime(9999, 12, 31)
+_FAR_PAST = datetime(1, 1, 1)
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    filename: str
+    data: bytes
+
+
+@dataclass
+class UploadOutcome:
+    filename: str
+    status: Literal["created", "duplicate", "rejected"]
+    photo: Photo | None = None
+    error: ShoeboxError | None = None
+
+
+@dataclass
+class PhotoFilters:
+    taken_after: datetime | None = None
+    taken_before: datetime | None = None
+    camera: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    radius_km: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        geo = (self.lat, self.lon, self.radius_km)
+        if any(v is not None for v in geo) and not all(v is not None for v in geo):
+            raise Invalid(
+                "lat, lon and radius_km go together",
+                errors=[
+                    {"field": name, "message": "required with the others"}
+                    for name, v in zip(("lat", "lon", "radius_km"), geo, strict=True)
+                    if v is None
+                ],
+            )
+        if self.taken_after and self.taken_before and self.taken_after > self.taken_before:
+            raise Invalid("taken_after is later than taken_before", errors=[{"field": "taken_after"}])
+
+
+def _display_name(filename: str) -> str:
+    # Keep only the last path component a client sent; the name is metadata, never a path.
+    name = Path(filename.replace("\\", "/")).name.strip()
+    return name[:500] or "upload"
+
+
+def upload_photos(
+    db: Session, store: BlobStore, settings: Settings, *, owner_id: str, files: list[UploadedFile]
+) -> list[UploadOutcome]:
+    """Each file is validated fully before anything is written, then committed on its own."""
+    outcomes: list[UploadOutcome] = []
+    for upload in files:
+        filename = _display_name(upload.filename)
+        try:
+            outcomes.append(_upload_one(db, store, settings, owner_id, filename, upload.data))
+        except ShoeboxError as error:
+            db.rollback()
+            log.info("upload rejected: %s: %s", filename, error.detail)
+            outcomes.append(UploadOutcome(filename=filename, status="rejected", error=error))
+    return outcomes
+
+
+def _upload_one(
+    db: Session, store: BlobStore, settings: Settings, owner_id: str, filename: str, data: bytes
+) -> UploadOutcome:
+    info = inspect_image(data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+    sha256 = sha256_hex(data)
+    existing = _find_by_sha(db, owner_id, sha256)
+    if existing is not None:
+        return UploadOutcome(filename=filename, status="duplicate", photo=existing)
+    exif = info.exif
+    photo = Photo(
+        owner_id=owner_id,
+        sha256=sha256,
+        filename=filename,
+        content_type=info.content_type,
+        size_bytes=len(data),
+        width=info.width,
+        height=info.height,
+        taken_at=exif.taken_at.replace(tzinfo=None) if exif.taken_at else None,
+        taken_at_offset=exif.taken_at_offset,
+        taken_at_source=exif.taken_at_source,
+        gps_lat=exif.gps.lat if exif.gps else None,
+        gps_lon=exif.gps.lon if exif.gps else None,
+        gps_alt=exif.gps.alt if exif.gps else None,
+        camera_make=exif.make,
+        camera_model=exif.model,
+        orientation=exif.orientation,
+    )
+    blob_existed = store.exists(sha256)
+    store.put(data, sha256)
+    try:
+        db.add(photo)
+        db.commit()
+    except IntegrityError:
+        # Another request stored the same file for this owner first.
+        db.rollback()
+        existing = _find_by_sha(db, owner_id, sha256)
+        if existing is not None:
+            return UploadOutcome(filename=filename, status="duplicate", photo=existing)
+        raise
+    except BaseException:
+        db.rollback()
+        if not blob_existed and not blob_in_use(db, sha256):
+            store.delete(sha256)
+        raise
+    log.info("photo %s created for owner %s (%s, %d bytes)", photo.id, owner_id, filename, len(data))
+    return UploadOutcome(filename=filename, status="created", photo=photo)
+
+
+def _find_by_sha(db: Session, owner_id: str, sha256: str) -> Photo | None:
+    return db.scalar(select(Photo).where(Photo.owner_id == owner_id, Photo.sha256 == sha256))
+
+
+def blob_in_use(db: Session, sha256: str) -> bool:
+    return db.scalar(select(func.count()).select_from(Photo).where(Photo.sha256 == sha256)) > 0
+
+
+def get_photo(db: Session, *, owner_id: str, photo_id: str) -> Photo:
+    photo = db.get(Photo, photo_id)
+    if photo is None or photo.owner_id != owner_id:
+        raise NotFound(f"no photo with id {photo_id!r}")
+    return photo
+
+
+def update_photo(db: Session, *, owner_id: str, photo_id: str, changes: dict[str, Any]) -> Photo:
+    photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
+    for name in ("rotation", "caption"):
+        if name in changes:
+            setattr(photo, name, changes[name] if name != "caption" else (changes[name] or None))
+    db.commit()
+    return photo
+
+
+def delete_photo(db: Session, store: BlobStore, *, owner_id: str, photo_id: str) -> None:
+    photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
+    sha256 = photo.sha256
+    db.delete(photo)
+    db.commit()
+    # The bytes go only when no photo of any owner still points at them.
+    if not blob_in_use(db, sha256):
+        store.delete(sha256)
+    log.info("photo %s deleted for owner %s", photo_id, owner_id)
+
+
+def haversine_km_sql(lat: float, lon: float) -> ColumnElement[float]:
+    """Great-circle distance from (lat, lon) to each photo, in SQL (SQLite gets the functions on connect)."""
+    dlat = func.radians(Photo.gps_lat - lat)
+    dlon = func.radians(Photo.gps_lon - lon)
+    a = func.sin(dlat / 2) * func.sin(dlat / 2) + func.cos(func.radians(literal(lat))) * func.cos(
+        func.radians(Photo.gps_lat)
+    ) * func.sin(dlon / 2) * func.sin(dlon / 2)
+    return 2 * EARTH_RADIUS_KM * func.asin(func.sqrt(a))
+
+
+def apply_filters(query: Select[Any], filters: PhotoFilters) -> Select[Any]:
+    filters.validate()
+    if filters.taken_after is not None:
+        query = query.where(Photo.taken_at >= _naive(filters.taken_after))
+    if filters.taken_before is not None:
+        query = query.where(Photo.taken_at <= _naive(filters.taken_before))
+    if filters.camera:
+        term = f"%{filters.camera.lower()}%"
+        query = query.where(
+            or_(
+                func.lower(Photo.camera_make).like(term),
+                func.lower(Photo.camera_model).like(term),
+                func.lower(
+                    func.coalesce(Photo.camera_make, "") + " " + func.coalesce(Photo.camera_model, "")
+                ).like(term),
+            )
+        )
+    if filters.lat is not None and filters.lon is not None and filters.radius_km is not None:
+        # A bounding box first lets the (owner, lat, lon) index do the coarse work.
+        dlat = filters.radius_km / 111.0
+        coslat = max(math.cos(math.radians(filters.lat)), 1e-6)
+        dlon = min(180.0, filters.radius_km / (111.0 * coslat))
+        query = query.where(
+            Photo.gps_lat.is_not(None),
+            Photo.gps_lat.between(filters.lat - dlat, filters.lat + dlat),
+            haversine_km_sql(filters.lat, filters.lon) <= filters.radius_km,
+        )
+        if dlon < 180.0:
+            low, high = filters.lon - dlon, filters.lon + dlon
+            if low < -180 or high > 180:  # the box crosses the antimeridian
+                query = query.where(
+                    or_(
+                        Photo.gps_lon >= (low + 360 if low < -180 else low),
+                        Photo.gps_lon <= (high - 360 if high > 180 else high),
+                    )
+                )
+            else:
+                query = query.where(Photo.gps_lon.between(low, high))
+    return query
+
+
+def _naive(value: datetime) -> datetime:
+    # Capture times are camera-local wall time, so filters compare wall times too.
+    return value.replace(tzinfo=None)
+
+
+def _sort_key(sort: PhotoSort) -> tuple[ColumnElement[Any], bool]:
+    descending = sort.startswith("-")
+    if sort.lstrip("-") == "taken_at":
+        return func.coalesce(Photo.taken_at, _FAR_PAST if descending else _FAR_FUTURE), descending
+    return Photo.uploaded_at, descending
+
+
+def list_photos(
+    db: Session,
+    *,
+    owner_id: str,
+    filters: PhotoFilters,
+    sort: PhotoSort = "-taken_at",
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[Photo], str | None]:
+    key, descending = _sort_key(sort)
+    query = apply_filters(select(Photo, key.label("sort_key")).where(Photo.owner_id == owner_id), filters)
+    if cursor:
+        raw_value, last_id = decode_cursor(cursor, 2)
+        try:
+            value = datetime.fromisoformat(raw_value)
+        except (TypeError, ValueError) as exc:
+            raise Invalid("cursor is malformed", errors=[{"field": "cursor"}]) from exc
+        # uploaded_at compares through its UTC column type, taken_at as naive wall time.
+        bound = literal(value, type_=Photo.uploaded_at.type) if sort.lstrip("-") == "uploaded_at" else value
+        if descending:
+            query = query.where(or_(key < bound, and_(key == bound, Photo.id < last_id)))
+        else:
+            query = query.where(or_(key > bound, and_(key == bound, Photo.id > last_id)))
+    order = (key.desc(), Photo.id.desc()) if descending else (key.asc(), Photo.id.asc())
+    rows = db.execute(query.order_by(*order).limit(limit + 1)).all()
+    photos = [row[0] for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last_key = rows[limit - 1][1]
+        if isinstance(last_key, str):  # SQLite may hand back the coalesced value as text
+            last_key = datetime.fromisoformat(last_key)
+        next_cursor = encode_cursor([last_key.isoformat(), photos[-1].id])
+    return photos, next_cursor
+
+
+def original_path(store: BlobStore, photo: Photo) -> Path:
+    path = store.path_for(photo.sha256)
+    if not path.is_file():
+        raise NotFound(f"the original of photo {photo.id} is missing from storage")
+    return path
+
+
+def thumbnail_path(store: BlobStore, photo: Photo, size: int) -> Path:
+    if not store.exists(photo.sha256):
+        raise NotFound(f"the original of photo {photo.id} is missing from storage")
+    return store.get_or_make_derived(
+        photo.sha256,
+        f"thumb{size}.r{photo.rotation}.jpg",
+        lambda original: make_thumbnail(original, size, rotation=photo.rotation),
+    )
+
+
+@dataclass
+class PhotoView:
+    """A photo with what other domains know about it, loaded in bulk for a page of photos."""
+
+    photo: Photo
+    tags: list[dict[str, Any]] = field(default_factory=list)
+    faces_count: int = 0
+    place: dict[str, str | None] | None = None
+    quality: dict[str, Any] | None = None
+    suggested_rotation: int | None = None
+
+
+def photo_views(db: Session, photos: list[Photo]) -> list[PhotoView]:
+    return [PhotoView(photo=photo) for photo in photos]
+
+
+def after_upload(db: Session, *, owner_id: str, photo_ids: list[str]) -> None:
+    """New photos are analysed automatically, in one batched job per upload request."""
+    if "analyze" in job_type_names():
+        create_job(db, owner_id=owner_id, type="analyze", items=photo_ids)
+        db.commit()

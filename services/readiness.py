@@ -1,0 +1,14 @@
+"""What /readyz reports about models: every default model file of the manifest is on disk."""
+
+from onnx_models.manifest import load_manifest
+from services.settings import Settings
+
+
+def model_readiness(settings: Settings) -> dict[str, str]:
+    checks: dict[str, str] = {}
+    for entry in load_manifest().models:
+        if not entry.default:
+            continue
+        missing = [f for f in (entry.file, *entry.extra_files) if not (settings.model_dir / f).is_file()]
+        checks[f"model:{entry.name}"] = "ok" if not missing else f"missing {', '.join(missing)}"
+    return checks

@@ -1,0 +1,125 @@
+"""The job runner: verify jobs through HTTP, atomic claims, resume after a crash, cancel."""
+
+import threading
+import time
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+
+from db.models import Job
+from db.types import utcnow
+from services.jobs import claim_next_job, create_job, run_job
+from tests.api.test_photos_upload import EXIF_DIR, EXIF_TRUTH, upload
+from tests.conftest import OwnerAuth
+
+
+def wait_for_job(client: TestClient, owner: OwnerAuth, job_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}", headers=owner.headers).json()
+        if job["state"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def upload_some(client: TestClient, owner: OwnerAuth, count: int) -> list[str]:
+    names = sorted(EXIF_TRUTH)[:count]
+    results = upload(client, owner, [(n, (EXIF_DIR / "images" / n).read_bytes()) for n in names]).json()[
+        "results"
+    ]
+    return [r["photo"]["id"] for r in results]
+
+
+def test_verify_job_reports_a_corrupted_original(client: TestClient, owner: OwnerAuth) -> None:
+    photo_ids = upload_some(client, owner, 3)
+    created = client.post("/v1/jobs", headers=owner.headers, json={"type": "verify"})
+    assert created.status_code == 202 and created.json()["total"] == 3
+    job = wait_for_job(client, owner, created.json()["id"])
+    assert (job["state"], job["done"], job["failed"]) == ("succeeded", 3, 0)
+
+    photo = client.get(f"/v1/photos/{photo_ids[0]}", headers=owner.headers).json()
+    path = client.app.state.store.path_for(photo["sha256"])
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original[:-10] + b"0123456789")
+        job = wait_for_job(
+            client,
+            owner,
+            client.post("/v1/jobs", headers=owner.headers, json={"type": "verify"}).json()["id"],
+        )
+        assert (job["done"], job["failed"]) == (2, 1)
+        assert job["errors"] == [
+            {"item": photo_ids[0], "error": "original is corrupted: its sha256 no longer matches"}
+        ]
+    finally:
+        path.write_bytes(original)
+
+
+def test_unknown_job_type_is_422(client: TestClient, owner: OwnerAuth) -> None:
+    response = client.post("/v1/jobs", headers=owner.headers, json={"type": "paint"})
+    assert response.status_code == 422 and "paint" in response.json()["detail"]
+
+
+def test_only_one_worker_claims_a_job(client: TestClient, owner: OwnerAuth) -> None:
+    sessions = client.app.state.sessions
+    runner = client.app.state.job_runner
+    runner.stop()  # keep the app's own workers out of this race
+    try:
+        with sessions() as db:
+            job = create_job(db, owner_id=owner.id, type="verify", items=[])
+            db.commit()
+            job_id = job.id
+        claims: list[str | None] = []
+        barrier = threading.Barrier(4)
+
+        def claim(worker: str) -> None:
+            with sessions() as db:
+                barrier.wait()
+                claimed = claim_next_job(db, worker_id=worker)
+                claims.append(claimed.id if claimed and claimed.id == job_id else None)
+
+        threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert claims.count(job_id) == 1
+    finally:
+        runner._stop.clear()
+        runner._threads.clear()
+        runner.start()
+
+
+def test_a_job_orphaned_by_a_crash_is_resumed(client: TestClient, owner: OwnerAuth) -> None:
+    photo_ids = upload_some(client, owner, 4)
+    with client.app.state.sessions() as db:
+        job = create_job(db, owner_id=owner.id, type="verify", items=photo_ids)
+        # As a crashed worker leaves it: running, two items done, silent for long.
+        job.state, job.worker_id, job.position, job.done = "running", "dead-worker", 2, 2
+        job.heartbeat_at = utcnow() - timedelta(hours=1)
+        db.commit()
+        job_id = job.id
+    client.app.state.job_runner.wake()
+    finished = wait_for_job(client, owner, job_id)
+    assert (finished["state"], finished["done"], finished["failed"]) == ("succeeded", 4, 0)
+    with client.app.state.sessions() as db:
+        assert db.get(Job, job_id).attempts == 1
+
+
+def test_cancel_stops_a_job(client: TestClient, owner: OwnerAuth) -> None:
+    sessions = client.app.state.sessions
+    with sessions() as db:
+        job = create_job(db, owner_id=owner.id, type="verify", items=["x"] * 1)
+        job.state = "running"
+        job.worker_id = "someone"
+        job.heartbeat_at = utcnow()
+        db.commit()
+        job_id = job.id
+    response = client.delete(f"/v1/jobs/{job_id}", headers=owner.headers)
+    assert response.status_code == 200 and response.json()["state"] == "cancelled"
+    # The worker that held it sees the cancellation and does not overwrite it.
+    run_job(client.app.state.job_runner.context, job_id, "someone")
+    assert client.get(f"/v1/jobs/{job_id}", headers=owner.headers).json()["state"] == "cancelled"
+    listed = client.get("/v1/jobs", headers=owner.headers, params={"limit": 1})
+    assert listed.status_code == 200 and len(listed.json()["items"]) == 1

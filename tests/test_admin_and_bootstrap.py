@@ -1,0 +1,61 @@
+"""Owners and keys from the admin CLI and the bootstrap key, used over real HTTP."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from services.settings import REPO_ROOT, Settings
+from tests.paths import MODEL_DIR
+
+
+def run_cli(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SHOEBOX_DATABASE_URL": database_url, "SHOEBOX_DATA_DIR": str(data_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "services.admin_cli", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_cli_creates_owner_and_keys_and_revokes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    created = run_cli(url, tmp_path, "owner-create", "alice")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.split("api key ")[1].strip()
+    duplicate = run_cli(url, tmp_path, "owner-create", "alice")
+    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
+    second = run_cli(url, tmp_path, "key-create", "alice")
+    key_id = second.stdout.split("key id ")[1].split()[0]
+    second_key = second.stdout.split("api key ")[1].strip()
+
+    settings = Settings(data_dir=tmp_path, database_url=url, model_dir=MODEL_DIR, run_job_workers=False)
+    with TestClient(create_app(settings)) as client:
+        for api_key in (key, second_key):
+            assert client.get("/v1/photos", headers={"Authorization": f"Bearer {api_key}"}).status_code == 200
+        assert run_cli(url, tmp_path, "key-revoke", key_id).returncode == 0
+        assert client.get("/v1/photos", headers={"Authorization": f"Bearer {second_key}"}).status_code == 401
+        assert client.get("/v1/photos", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+
+def test_bootstrap_key_makes_the_default_owner(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        model_dir=MODEL_DIR,
+        bootstrap_key="sbx_test_bootstrap_key_123",
+        run_job_workers=False,
+    )
+    for _ in range(2):  # idempotent across restarts
+        with TestClient(create_app(settings)) as client:
+            response = client.get(
+                "/v1/photos", headers={"Authorization": "Bearer sbx_test_bootstrap_key_123"}
+            )
+            assert response.status_code == 200
+            assert client.get("/healthz").json() == {"status": "ok"}
+    assert (tmp_path / "shoebox.db").is_file()
