@@ -10,9 +10,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 
 from api.errors import install_error_handlers
-from api.routers import health, jobs, photos
+from api.routers import health, jobs, photos, tags
 from db.session import get_engine, session_factory, session_scope, upgrade_schema
-from services import integrity
+from services import analysis, integrity
+from services.inference.models import get_models
 from services.jobs import JobContext, JobRunner
 from services.owners import ensure_bootstrap_owner
 from services.settings import Settings, get_settings
@@ -28,6 +29,7 @@ def operation_id(route: APIRoute) -> str:
 
 def register_job_types() -> None:
     integrity.register()
+    analysis.register()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with session_scope(app.state.sessions) as db:
                 ensure_bootstrap_owner(db, key=settings.bootstrap_key)
         register_job_types()
+        if settings.load_models_at_start:
+            get_models().warm_up()
         app.state.job_runner = None
         if settings.run_job_workers:
             context = JobContext(sessions=app.state.sessions, store=app.state.store, settings=settings)
@@ -84,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return response
 
-    for router in (health.router, photos.router, jobs.router):
+    for router in (health.router, photos.router, tags.router, jobs.router):
         app.include_router(router)
     return app
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -109,3 +110,67 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class PhotoTag(Base):
+    """A tag on a photo. Model tags carry the user's decision in `state`; user tags are always confirmed."""
+
+    __tablename__ = "photo_tags"
+    __table_args__ = (
+        UniqueConstraint("photo_id", "kind", "name", name="uq_photo_tags_photo_kind_name"),
+        Index("ix_photo_tags_owner_name", "owner_id", "name"),
+        Index("ix_photo_tags_owner_state_conf", "owner_id", "state", "confidence"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    photo_id: Mapped[str] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    # Denormalised from the photo so tag listings and counts never need a join to stay owner-scoped.
+    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # object | label | category | user
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    source: Mapped[str] = mapped_column(String(8))  # model | user
+    state: Mapped[str] = mapped_column(String(16))  # suggested | confirmed | rejected
+    model: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Detection(Base):
+    """An object box from the detector, in normalised coordinates of the upright image."""
+
+    __tablename__ = "detections"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    photo_id: Mapped[str] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    class_name: Mapped[str] = mapped_column(String(100))
+    score: Mapped[float] = mapped_column(Float)
+    box_x: Mapped[float] = mapped_column(Float)
+    box_y: Mapped[float] = mapped_column(Float)
+    box_w: Mapped[float] = mapped_column(Float)
+    box_h: Mapped[float] = mapped_column(Float)
+    model: Mapped[str] = mapped_column(String(100))
+
+
+class PhotoEmbedding(Base):
+    """An image embedding, kept with the model that made it: a new model re-embeds, never mixes."""
+
+    __tablename__ = "photo_embeddings"
+
+    photo_id: Mapped[str] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalised
+
+
+class PhotoAnalysis(Base):
+    """What the last analysis saw: raw classifier labels, models used, timing."""
+
+    __tablename__ = "photo_analyses"
+
+    photo_id: Mapped[str] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True)
+    labels: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    models: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    analysed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)

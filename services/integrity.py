@@ -4,10 +4,10 @@ import logging
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from db.models import Photo
 from services.jobs import JobContext, JobType, register_job_type
+from services.photos import owner_photo_ids
 from services.storage import sha256_hex
 
 log = logging.getLogger(__name__)
@@ -34,11 +34,7 @@ def verify_batch(
     return errors
 
 
-def all_photo_ids(db: Session, owner_id: str) -> list[str]:
-    return list(db.scalars(select(Photo.id).where(Photo.owner_id == owner_id).order_by(Photo.uploaded_at)))
-
-
 def register() -> None:
     register_job_type(
-        JobType(name="verify", handler=verify_batch, batch_size=lambda s: 16, default_items=all_photo_ids)
+        JobType(name="verify", handler=verify_batch, batch_size=lambda s: 16, default_items=owner_photo_ids)
     )

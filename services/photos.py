@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import Photo
+from db.models import Photo, PhotoTag
 from services.errors import Invalid, NotFound, ShoeboxError
 from services.images import inspect_image, make_thumbnail
 from services.jobs import create_job, job_type_names
@@ -50,7 +50,8 @@ class PhotoFilters:
     lat: float | None = None
     lon: float | None = None
     radius_km: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)  # all of
+    any_tags: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         geo = (self.lat, self.lon, self.radius_km)
@@ -152,6 +153,21 @@ def get_photo(db: Session, *, owner_id: str, photo_id: str) -> Photo:
     return photo
 
 
+def get_photos(db: Session, *, owner_id: str, photo_ids: list[str]) -> list[Photo]:
+    """The owner's photos among `photo_ids`, in the order given (unknown ids are skipped)."""
+    if not photo_ids:
+        return []
+    rows = {
+        p.id: p for p in db.scalars(select(Photo).where(Photo.owner_id == owner_id, Photo.id.in_(photo_ids)))
+    }
+    return [rows[photo_id] for photo_id in photo_ids if photo_id in rows]
+
+
+def owner_photo_ids(db: Session, owner_id: str) -> list[str]:
+    """Every photo id of the owner, oldest upload first (the default items of library-wide jobs)."""
+    return list(db.scalars(select(Photo.id).where(Photo.owner_id == owner_id).order_by(Photo.uploaded_at)))
+
+
 def update_photo(db: Session, *, owner_id: str, photo_id: str, changes: dict[str, Any]) -> Photo:
     photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
     for name in ("rotation", "caption"):
@@ -199,6 +215,10 @@ def apply_filters(query: Select[Any], filters: PhotoFilters) -> Select[Any]:
                 ).like(term),
             )
         )
+    for name in filters.tags:
+        query = query.where(_has_tag([name]))
+    if filters.any_tags:
+        query = query.where(_has_tag(filters.any_tags))
     if filters.lat is not None and filters.lon is not None and filters.radius_km is not None:
         # A bounding box first lets the (owner, lat, lon) index do the coarse work.
         dlat = filters.radius_km / 111.0
@@ -221,6 +241,16 @@ def apply_filters(query: Select[Any], filters: PhotoFilters) -> Select[Any]:
             else:
                 query = query.where(Photo.gps_lon.between(low, high))
     return query
+
+
+def _has_tag(names: list[str]) -> ColumnElement[bool]:
+    # A rejected tag is the user saying "not this", so it never matches.
+    wanted = [" ".join(name.split()).lower() for name in names]
+    return (
+        select(PhotoTag.id)
+        .where(PhotoTag.photo_id == Photo.id, PhotoTag.name.in_(wanted), PhotoTag.state != "rejected")
+        .exists()
+    )
 
 
 def _naive(value: datetime) -> datetime:
@@ -285,22 +315,6 @@ def thumbnail_path(store: BlobStore, photo: Photo, size: int) -> Path:
         f"thumb{size}.r{photo.rotation}.jpg",
         lambda original: make_thumbnail(original, size, rotation=photo.rotation),
     )
-
-
-@dataclass
-class PhotoView:
-    """A photo with what other domains know about it, loaded in bulk for a page of photos."""
-
-    photo: Photo
-    tags: list[dict[str, Any]] = field(default_factory=list)
-    faces_count: int = 0
-    place: dict[str, str | None] | None = None
-    quality: dict[str, Any] | None = None
-    suggested_rotation: int | None = None
-
-
-def photo_views(db: Session, photos: list[Photo]) -> list[PhotoView]:
-    return [PhotoView(photo=photo) for photo in photos]
 
 
 def after_upload(db: Session, *, owner_id: str, photo_ids: list[str]) -> None:

@@ -14,6 +14,7 @@ from schemas.photos import Photo, PhotoPatch, UploadResponse, UploadResult, phot
 from services import photos as photo_service
 from services.errors import TooLarge
 from services.photos import PhotoFilters, PhotoSort, UploadedFile
+from services.views import photo_view, photo_views
 
 router = APIRouter(prefix="/v1/photos", tags=["photos"])
 
@@ -39,6 +40,10 @@ def photo_filters(
     lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
     lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
     radius_km: Annotated[float | None, Query(gt=0, le=20038)] = None,
+    tags: Annotated[
+        list[str] | None, Query(description="all of these tags (repeat or comma-separate)")
+    ] = None,
+    any_tags: Annotated[list[str] | None, Query(description="any of these tags")] = None,
 ) -> PhotoFilters:
     return PhotoFilters(
         taken_after=taken_after,
@@ -47,7 +52,14 @@ def photo_filters(
         lat=lat,
         lon=lon,
         radius_km=radius_km,
+        tags=split_list(tags),
+        any_tags=split_list(any_tags),
     )
+
+
+def split_list(values: list[str] | None) -> list[str]:
+    """`?tags=a&tags=b` and `?tags=a,b` mean the same."""
+    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
 
 FiltersDep = Annotated[PhotoFilters, Depends(photo_filters)]
@@ -105,9 +117,7 @@ async def upload(
             UploadResult(
                 filename=outcome.filename,
                 status=outcome.status,
-                photo=photo_from_view(photo_service.photo_views(db, [outcome.photo])[0])
-                if outcome.photo
-                else None,
+                photo=photo_from_view(photo_view(db, outcome.photo)) if outcome.photo else None,
                 error=Problem(**problem_from_error(outcome.error, request)) if outcome.error else None,
             )
         )
@@ -152,16 +162,14 @@ def list_photos(
     rows, next_cursor = photo_service.list_photos(
         db, owner_id=owner, filters=filters, sort=sort, limit=limit, cursor=cursor
     )
-    return Page[Photo](
-        items=[photo_from_view(v) for v in photo_service.photo_views(db, rows)], next_cursor=next_cursor
-    )
+    return Page[Photo](items=[photo_from_view(v) for v in photo_views(db, rows)], next_cursor=next_cursor)
 
 
 @router.get("/{photo_id}", name="get", response_model=Photo, responses=PROBLEMS)
 def get_photo(db: SessionDep, owner: CurrentOwner, photo_id: str) -> Photo:
     """One photo with its metadata, tags and analysis state."""
     row = photo_service.get_photo(db, owner_id=owner, photo_id=photo_id)
-    return photo_from_view(photo_service.photo_views(db, [row])[0])
+    return photo_from_view(photo_view(db, row))
 
 
 @router.patch("/{photo_id}", name="update", response_model=Photo, responses=PROBLEMS)
@@ -170,7 +178,7 @@ def patch_photo(db: SessionDep, owner: CurrentOwner, photo_id: str, patch: Photo
     row = photo_service.update_photo(
         db, owner_id=owner, photo_id=photo_id, changes=patch.model_dump(exclude_unset=True)
     )
-    return photo_from_view(photo_service.photo_views(db, [row])[0])
+    return photo_from_view(photo_view(db, row))
 
 
 @router.delete("/{photo_id}", name="delete", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)

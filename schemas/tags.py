@@ -1,0 +1,30 @@
+"""Tag request and response models."""
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from schemas.photos import Photo, Tag
+
+
+class TagCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, examples=["grandma"])
+
+
+class TagStateChange(BaseModel):
+    state: Literal["confirmed", "rejected", "suggested"]
+
+
+class TagCount(BaseModel):
+    name: str
+    count: int = Field(description="photos carrying the tag in any kind")
+    kinds: dict[str, int] = Field(description="photo count per kind: object, label, category, user")
+
+
+class TagVocabulary(BaseModel):
+    items: list[TagCount]
+
+
+class ReviewItem(BaseModel):
+    tag: Tag
+    photo: Photo

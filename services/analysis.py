@@ -1,0 +1,157 @@
+"""The `analyze` job: decode, run the models batched across photos, store detections, tags, embeddings.
+
+Each step is a function of (photos, models) -> rows, so analysis can be re-run at any time: model
+output is replaced, the user's tags and decisions are kept.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from db.models import Detection, Photo, PhotoAnalysis, PhotoEmbedding
+from db.types import utcnow
+from services.images import load_oriented
+from services.inference.labels import LabelResult
+from services.inference.models import ModelSet, get_models
+from services.inference.objects import Detection as ObjectDetection
+from services.jobs import JobContext, JobType, register_job_type
+from services.photos import get_photos, owner_photo_ids
+from services.tagging import DerivedTag, derive_tags, load_rules
+from services.tags import ModelTag, replace_model_tags
+
+log = logging.getLogger(__name__)
+
+# Long side the models see: enough for the 640 px detector and for small faces, cheap to decode.
+ANALYSIS_MAX_SIDE = 1280
+
+
+@dataclass
+class PhotoFindings:
+    """Everything the models said about one photo."""
+
+    detections: list[ObjectDetection]
+    labels: LabelResult
+    tags: list[DerivedTag]
+    inference_ms: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def analyse_images(images: list[Image.Image], models: ModelSet) -> list[PhotoFindings]:
+    """Run every model over a batch of upright images."""
+    if not images:
+        return []
+    rules = load_rules()
+    started = time.perf_counter()
+    detections = models.objects.detect(images, score_threshold=rules.objects.evidence_floor)
+    labels = models.labels.predict(images, top_k=5)
+    per_photo_ms = (time.perf_counter() - started) * 1000 / len(images)
+    return [
+        PhotoFindings(
+            detections=photo_detections,
+            labels=photo_labels,
+            tags=derive_tags(photo_detections, photo_labels.labels, rules=rules),
+            inference_ms=per_photo_ms,
+        )
+        for photo_detections, photo_labels in zip(detections, labels, strict=True)
+    ]
+
+
+def store_findings(db: Session, photo: Photo, findings: PhotoFindings, models: ModelSet) -> None:
+    detector_name = models.objects.entry.name
+    labeler_name = models.labels.model_name
+    db.execute(delete(Detection).where(Detection.photo_id == photo.id))
+    db.add_all(
+        Detection(
+            photo_id=photo.id,
+            class_name=d.class_name,
+            score=round(d.score, 4),
+            box_x=d.box[0],
+            box_y=d.box[1],
+            box_w=d.box[2],
+            box_h=d.box[3],
+            model=detector_name,
+        )
+        for d in findings.detections
+    )
+    replace_model_tags(
+        db,
+        photo=photo,
+        tags=[ModelTag(name=t.name, kind=t.kind, confidence=t.confidence) for t in findings.tags],
+        model=f"{detector_name}+{labeler_name}",
+    )
+    embedding = np.asarray(findings.labels.embedding, dtype=np.float32)
+    db.merge(
+        PhotoEmbedding(
+            photo_id=photo.id,
+            model=labeler_name,
+            owner_id=photo.owner_id,
+            dim=embedding.shape[0],
+            vector=embedding.tobytes(),
+        )
+    )
+    db.merge(
+        PhotoAnalysis(
+            photo_id=photo.id,
+            labels=[[name, round(score, 4)] for name, score in findings.labels.labels],
+            models={"objects": detector_name, "labels": labeler_name},
+            analysed_at=utcnow(),
+            duration_ms=round(findings.inference_ms, 2),
+        )
+    )
+    photo.analysis_state = "done"
+    photo.analysis_error = None
+
+
+def analyze_batch(
+    context: JobContext, owner_id: str, photo_ids: list[str], params: dict[str, Any]
+) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    with context.sessions() as db:
+        photos = get_photos(db, owner_id=owner_id, photo_ids=photo_ids)
+        for photo in photos:
+            photo.analysis_state = "running"
+        db.commit()
+        sources = {photo.id: photo.sha256 for photo in photos}
+    for photo_id in photo_ids:
+        if photo_id not in sources:
+            errors[photo_id] = "photo no longer exists"
+    images: dict[str, Image.Image] = {}
+    for photo_id, sha256 in sources.items():
+        try:
+            images[photo_id] = load_oriented(context.store.read(sha256), max_side=ANALYSIS_MAX_SIDE)
+        except Exception as exc:  # one unreadable photo must not sink the batch
+            errors[photo_id] = f"could not decode the original: {exc}"
+    models = get_models()
+    ids = list(images)
+    try:
+        findings = analyse_images([images[i] for i in ids], models)
+    except Exception as exc:  # e.g. a missing model file: the photos are failed, not left "running"
+        log.exception("analysis of %d photos failed", len(ids))
+        errors.update({photo_id: f"analysis failed: {exc}" for photo_id in ids})
+        findings = []
+    with context.sessions() as db:
+        for photo in get_photos(db, owner_id=owner_id, photo_ids=list(sources)):
+            if photo.id in errors:
+                photo.analysis_state = "failed"
+                photo.analysis_error = errors[photo.id]
+            else:
+                store_findings(db, photo, findings[ids.index(photo.id)], models)
+        db.commit()
+    return errors
+
+
+def register() -> None:
+    register_job_type(
+        JobType(
+            name="analyze",
+            handler=analyze_batch,
+            batch_size=lambda settings: settings.analysis_batch_size,
+            default_items=owner_photo_ids,
+        )
+    )

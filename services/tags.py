@@ -1,0 +1,196 @@
+"""Tags on photos: model suggestions, user tags and the user's decisions, which always win."""
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from db.models import Photo, PhotoTag
+from services.errors import Invalid, NotFound
+from services.pagination import decode_cursor, encode_cursor
+from services.photos import get_photo
+
+TagState = Literal["suggested", "confirmed", "rejected"]
+MAX_TAG_LENGTH = 100
+
+
+def normalise_tag_name(name: str) -> str:
+    """One spelling per tag: trimmed, single spaces, lower case (`Big  Dog` -> `big dog`)."""
+    cleaned = re.sub(r"\s+", " ", name).strip().lower()
+    if not cleaned:
+        raise Invalid("a tag name must not be empty", errors=[{"field": "name", "message": "empty"}])
+    if len(cleaned) > MAX_TAG_LENGTH or any(ord(ch) < 32 for ch in cleaned) or "|" in cleaned:
+        raise Invalid(
+            f"a tag name has at most {MAX_TAG_LENGTH} printable characters and no '|'",
+            errors=[{"field": "name", "message": "not a valid tag name"}],
+        )
+    return cleaned
+
+
+@dataclass(frozen=True)
+class ModelTag:
+    name: str
+    kind: Literal["object", "label", "category"]
+    confidence: float
+
+
+def tag_dict(tag: PhotoTag) -> dict[str, Any]:
+    return {
+        "name": tag.name,
+        "kind": tag.kind,
+        "confidence": tag.confidence,
+        "source": tag.source,
+        "state": tag.state,
+    }
+
+
+def tags_for_photos(db: Session, photo_ids: list[str]) -> dict[str, list[PhotoTag]]:
+    by_photo: dict[str, list[PhotoTag]] = {photo_id: [] for photo_id in photo_ids}
+    if not photo_ids:
+        return by_photo
+    rows = db.scalars(
+        select(PhotoTag)
+        .where(PhotoTag.photo_id.in_(photo_ids))
+        .order_by(PhotoTag.photo_id, PhotoTag.confidence.desc().nulls_first(), PhotoTag.name)
+    )
+    for tag in rows:
+        by_photo[tag.photo_id].append(tag)
+    return by_photo
+
+
+def replace_model_tags(db: Session, *, photo: Photo, tags: Iterable[ModelTag], model: str) -> None:
+    """Re-analysis: model suggestions are replaced; the user's decisions and tags stay untouched.
+
+    A confirmed or rejected model tag keeps its state and only gets the new confidence, so a rejected
+    tag never comes back as a suggestion and a confirmed one never disappears.
+    """
+    existing = {
+        (tag.kind, tag.name): tag
+        for tag in db.scalars(
+            select(PhotoTag).where(PhotoTag.photo_id == photo.id, PhotoTag.source == "model")
+        )
+    }
+    fresh = {(tag.kind, normalise_tag_name(tag.name)): tag for tag in tags}
+    for key, tag in existing.items():
+        if key not in fresh and tag.state == "suggested":
+            db.delete(tag)
+    for (kind, name), model_tag in fresh.items():
+        current = existing.get((kind, name))
+        if current is None:
+            db.add(
+                PhotoTag(
+                    photo_id=photo.id,
+                    owner_id=photo.owner_id,
+                    name=name,
+                    kind=kind,
+                    confidence=round(float(model_tag.confidence), 4),
+                    source="model",
+                    state="suggested",
+                    model=model,
+                )
+            )
+        else:
+            current.confidence = round(float(model_tag.confidence), 4)
+            current.model = model
+
+
+def add_user_tag(db: Session, *, owner_id: str, photo_id: str, name: str) -> PhotoTag:
+    photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
+    name = normalise_tag_name(name)
+    tag = db.scalar(
+        select(PhotoTag).where(PhotoTag.photo_id == photo.id, PhotoTag.kind == "user", PhotoTag.name == name)
+    )
+    if tag is None:
+        tag = PhotoTag(
+            photo_id=photo.id,
+            owner_id=owner_id,
+            name=name,
+            kind="user",
+            confidence=None,
+            source="user",
+            state="confirmed",
+        )
+        db.add(tag)
+    db.commit()
+    return tag
+
+
+def _tags_named(db: Session, photo_id: str, name: str) -> list[PhotoTag]:
+    return list(db.scalars(select(PhotoTag).where(PhotoTag.photo_id == photo_id, PhotoTag.name == name)))
+
+
+def set_tag_state(db: Session, *, owner_id: str, photo_id: str, name: str, state: TagState) -> list[PhotoTag]:
+    """Confirm or reject every tag of that name on the photo (an object and a label may share a name)."""
+    photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
+    name = normalise_tag_name(name)
+    tags = _tags_named(db, photo.id, name)
+    if not tags:
+        raise NotFound(f"photo {photo_id} has no tag {name!r}")
+    for tag in tags:
+        if tag.source == "user" and state != "confirmed":
+            raise Invalid(
+                f"{name!r} is the user's own tag: delete it instead of changing its state",
+                errors=[{"field": "state"}],
+            )
+        tag.state = state
+    db.commit()
+    return tags
+
+
+def remove_tag(db: Session, *, owner_id: str, photo_id: str, name: str) -> None:
+    """A user tag is deleted; a model tag is rejected, so later analyses do not bring it back."""
+    photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
+    name = normalise_tag_name(name)
+    tags = _tags_named(db, photo.id, name)
+    if not tags:
+        raise NotFound(f"photo {photo_id} has no tag {name!r}")
+    for tag in tags:
+        if tag.source == "user":
+            db.delete(tag)
+        else:
+            tag.state = "rejected"
+    db.commit()
+
+
+def vocabulary(db: Session, *, owner_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+    """Every tag name in use with its photo count per kind (rejected tags do not count)."""
+    query = (
+        select(PhotoTag.name, PhotoTag.kind, func.count(func.distinct(PhotoTag.photo_id)))
+        .where(PhotoTag.owner_id == owner_id, PhotoTag.state != "rejected")
+        .group_by(PhotoTag.name, PhotoTag.kind)
+    )
+    if kind:
+        query = query.where(PhotoTag.kind == kind)
+    merged: dict[str, dict[str, Any]] = {}
+    for name, tag_kind, count in db.execute(query):
+        entry = merged.setdefault(name, {"name": name, "count": 0, "kinds": {}})
+        entry["kinds"][tag_kind] = count
+        entry["count"] = max(entry["count"], count)
+    return sorted(merged.values(), key=lambda e: (-e["count"], e["name"]))
+
+
+def review_queue(
+    db: Session, *, owner_id: str, limit: int, cursor: str | None, kind: str | None = None
+) -> tuple[list[PhotoTag], str | None]:
+    """Suggested model tags, least confident first, so a user fixes the likely-wrong ones first."""
+    query: Select[Any] = select(PhotoTag).where(
+        PhotoTag.owner_id == owner_id, PhotoTag.source == "model", PhotoTag.state == "suggested"
+    )
+    if kind:
+        query = query.where(PhotoTag.kind == kind)
+    if cursor:
+        confidence, last_id = decode_cursor(cursor, 2)
+        if not isinstance(confidence, int | float) or not isinstance(last_id, str):
+            raise Invalid("cursor is malformed", errors=[{"field": "cursor"}])
+        query = query.where(
+            (PhotoTag.confidence > confidence)
+            | ((PhotoTag.confidence == confidence) & (PhotoTag.id > last_id))
+        )
+    rows = list(db.scalars(query.order_by(PhotoTag.confidence.asc(), PhotoTag.id.asc()).limit(limit + 1)))
+    next_cursor = (
+        encode_cursor([rows[limit - 1].confidence, rows[limit - 1].id]) if len(rows) > limit else None
+    )
+    return rows[:limit], next_cursor

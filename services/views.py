@@ -1,0 +1,28 @@
+"""A photo with what every domain knows about it, loaded in bulk for a page of photos."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from db.models import Photo
+from services.tags import tag_dict, tags_for_photos
+
+
+@dataclass
+class PhotoView:
+    photo: Photo
+    tags: list[dict[str, Any]] = field(default_factory=list)
+    faces_count: int = 0
+    place: dict[str, str | None] | None = None
+    quality: dict[str, Any] | None = None
+    suggested_rotation: int | None = None
+
+
+def photo_views(db: Session, photos: list[Photo]) -> list[PhotoView]:
+    tags = tags_for_photos(db, [photo.id for photo in photos])
+    return [PhotoView(photo=photo, tags=[tag_dict(tag) for tag in tags[photo.id]]) for photo in photos]
+
+
+def photo_view(db: Session, photo: Photo) -> PhotoView:
+    return photo_views(db, [photo])[0]
