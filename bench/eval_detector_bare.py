@@ -1,0 +1,173 @@
+"""Bare object-detector evaluation: tag-set precision/recall and mAP50 on a detection folder.
+
+Usage: python bench/eval_detector_bare.py DATA_FOLDER [--model NAME] [--nms-iou 0.6 0.7] [--min-area 0]
+
+DATA_FOLDER holds images/*.jpg and ground_truth.json ({file: [{class_name, class_id,
+bbox_xyxy_normalised}]}). Tag sets score each image as the set of classes present: a predicted class
+is a true positive when the ground truth has at least one object of it. mAP50 is COCO-style
+101-point interpolated AP at IoU 0.5 per class (classes with ground truth), from detections kept at
+conf 0.001. This runs the detector alone, not the HTTP service; it helps choose thresholds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from services.inference.objects import Detection, load_object_detector
+from services.tagging import derive_tags, load_rules
+
+TAG_THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
+MAP_CONF = 0.001
+
+
+def xywh_to_xyxy(box: tuple[float, float, float, float]) -> np.ndarray:
+    x, y, w, h = box
+    return np.array([x, y, x + w, y + h])
+
+
+def iou_one_to_many(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    iw = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
+    ih = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
+    inter = iw * ih
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    return inter / (area + areas - inter + 1e-12)
+
+
+def ap_101(tp: np.ndarray, n_gt: int) -> float:
+    """COCO 101-point interpolated AP from detections already sorted by descending score."""
+    if n_gt == 0:
+        return float("nan")
+    if tp.size == 0:
+        return 0.0
+    ctp = np.cumsum(tp)
+    cfp = np.cumsum(1 - tp)
+    recall = ctp / n_gt
+    precision = ctp / np.maximum(ctp + cfp, 1e-12)
+    # Monotone precision envelope, then sample at recall 0, 0.01, ..., 1.
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    points = np.linspace(0, 1, 101)
+    idx = np.searchsorted(recall, points, side="left")
+    sampled = np.where(idx < envelope.size, envelope[np.minimum(idx, envelope.size - 1)], 0.0)
+    return float(sampled.mean())
+
+
+def map50(preds: dict[str, list[Detection]], gt: dict[str, list[dict]]) -> tuple[float, dict[str, float]]:
+    """Per-class AP at IoU 0.5 with greedy matching of detections (highest score first) to GT boxes."""
+    gt_boxes: dict[tuple[str, str], np.ndarray] = {}
+    n_gt: dict[str, int] = defaultdict(int)
+    for img, objs in gt.items():
+        by_cls: dict[str, list[list[float]]] = defaultdict(list)
+        for o in objs:
+            by_cls[o["class_name"]].append(o["bbox_xyxy_normalised"])
+        for cls, boxes in by_cls.items():
+            gt_boxes[(img, cls)] = np.asarray(boxes, dtype=np.float64)
+            n_gt[cls] += len(boxes)
+    dets: dict[str, list[tuple[float, str, np.ndarray]]] = defaultdict(list)
+    for img, ds in preds.items():
+        for d in ds:
+            dets[d.class_name].append((d.score, img, xywh_to_xyxy(d.box)))
+    aps: dict[str, float] = {}
+    for cls in sorted(n_gt):
+        ranked = sorted(dets.get(cls, []), key=lambda t: -t[0])
+        used: dict[str, np.ndarray] = {}
+        tp = np.zeros(len(ranked))
+        for k, (_, img, box) in enumerate(ranked):
+            boxes = gt_boxes.get((img, cls))
+            if boxes is None:
+                continue
+            taken = used.setdefault(img, np.zeros(len(boxes), dtype=bool))
+            ious = np.where(taken, -1.0, iou_one_to_many(box, boxes))
+            best = int(np.argmax(ious))
+            if ious[best] >= 0.5:
+                taken[best] = True
+                tp[k] = 1
+        aps[cls] = ap_101(tp, n_gt[cls])
+    return float(np.mean(list(aps.values()))), aps
+
+
+def tag_prf(
+    preds: dict[str, list[Detection]], gt: dict[str, list[dict]], threshold: float, min_area: float = 0.0
+) -> tuple[float, float, int, int, int]:
+    """Micro precision/recall over (image, class) pairs."""
+    tp = fp = fn = 0
+    for img, objs in gt.items():
+        truth = {o["class_name"] for o in objs}
+        got = {d.class_name for d in preds[img] if d.score >= threshold and d.box[2] * d.box[3] >= min_area}
+        tp += len(truth & got)
+        fp += len(got - truth)
+        fn += len(truth - got)
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    return precision, recall, tp, fp, fn
+
+
+def rules_prf(preds: dict[str, list[Detection]], gt: dict[str, list[dict]]) -> tuple[float, float]:
+    """Object tags as the service derives them (services/tagging_rules.json), vs ground truth."""
+    tp = fp = fn = 0
+    for img, objs in gt.items():
+        truth = {o["class_name"] for o in objs}
+        got = {t.name for t in derive_tags(preds[img], []) if t.kind == "object"}
+        tp += len(truth & got)
+        fp += len(got - truth)
+        fn += len(truth - got)
+    return (tp / (tp + fp) if tp + fp else 1.0), (tp / (tp + fn) if tp + fn else 1.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("data_folder", type=Path)
+    parser.add_argument("--model", default=None, help="manifest name (default: the objects default)")
+    parser.add_argument("--nms-iou", type=float, nargs="*", default=None, help="NMS IoU(s) to try")
+    parser.add_argument("--min-area", type=float, default=0.0, help="min normalised box area for tags")
+    parser.add_argument("--per-class", action="store_true", help="print per-class AP50")
+    args = parser.parse_args()
+
+    gt: dict[str, list[dict]] = json.loads((args.data_folder / "ground_truth.json").read_text())
+    detector = load_object_detector(args.model)
+    images = {}
+    for name in sorted(gt):
+        with Image.open(args.data_folder / "images" / name) as im:
+            images[name] = ImageOps.exif_transpose(im).convert("RGB")
+    print(f"model {detector.name} ({detector.family}), {len(images)} images, "
+          f"{sum(len(v) for v in gt.values())} objects")  # fmt: skip
+    for iou in args.nms_iou or [detector.nms_iou]:
+        detector.detect([next(iter(images.values()))])  # warm-up, not timed
+        t0 = time.perf_counter()
+        preds: dict[str, list[Detection]] = {}
+        for name, im in images.items():
+            # Detections kept at a low conf feed mAP; tag sets filter the same list (greedy NMS makes
+            # filtering after NMS identical to thresholding before it).
+            preds[name] = detector.detect([im], score_threshold=MAP_CONF, nms_iou=iou)[0]
+        per_image_ms = (time.perf_counter() - t0) / len(images) * 1000
+        m, aps = map50(preds, gt)
+        print(f"\nnms_iou={iou}  mAP50={m:.3f}  ({per_image_ms:.0f} ms/image incl. preprocessing)")
+        print("  thr    precision  recall   tp   fp   fn")
+        for thr in TAG_THRESHOLDS:
+            p, r, tp, fp, fn = tag_prf(preds, gt, thr, args.min_area)
+            print(f"  {thr:.2f}   {p:.3f}      {r:.3f}   {tp:4d} {fp:4d} {fn:4d}")
+        obj = load_rules().objects
+        p, r = rules_prf(preds, gt)
+        print(
+            f"  tagging rules (noisy-OR of detections >= {obj.evidence_floor}, tag at >= {obj.threshold}):"
+            f" precision {p:.3f} recall {r:.3f}"
+        )
+        if args.per_class:
+            for cls, ap in sorted(aps.items(), key=lambda kv: kv[1]):
+                print(f"    {cls:16s} {ap:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""ImageNet labels and a global image embedding from one classifier run (EfficientNet-Lite0).
+
+Everything model-specific (file, tensor names, input size, normalisation, resize policy) comes from
+the manifest entry, so another classifier with the same two outputs (logits, pooled embedding)
+drops in by editing the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from onnx_models.manifest import ModelEntry, load_manifest
+from services.errors import ModelMissing
+from services.inference.runtime import OnnxSession, get_session
+from services.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+_RESAMPLING = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "lanczos": Image.Resampling.LANCZOS,
+    "nearest": Image.Resampling.NEAREST,
+}
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    # (class name, softmax probability), most probable first.
+    labels: list[tuple[str, float]]
+    # L2-normalised float32 vector (1280-d for EfficientNet-Lite0).
+    embedding: np.ndarray
+
+
+class ImageLabeler:
+    """Top-k ImageNet labels plus an image embedding, batched: one session run per batch.
+
+    Images should already be orientation-corrected (EXIF applied); any PIL mode is accepted.
+    """
+
+    def __init__(
+        self, entry: ModelEntry | None = None, settings: Settings | None = None, max_batch: int = 32
+    ) -> None:
+        settings = settings or get_settings()
+        self.entry = entry or load_manifest().default_for("labels")
+        self.model_name = self.entry.name
+        self.max_batch = max(1, max_batch)
+        pp: dict[str, Any] = self.entry.preprocessing
+        self.input_size = int(pp["input_size"])
+        self.resize_policy = str(pp.get("resize", "short_side_then_center_crop"))
+        self.short_side = int(pp.get("resize_short_side", self.input_size))
+        self.resample = _RESAMPLING[str(pp.get("interpolation", "bilinear"))]
+        self.channels = str(pp.get("channels", "RGB"))
+        # pixel -> (pixel * scale - mean) / std, per channel.
+        self.scale = np.float32(pp.get("scale", 1.0 / 255.0))
+        self.mean = np.asarray(pp.get("mean", [0.0, 0.0, 0.0]), dtype=np.float32).reshape(3, 1, 1)
+        self.std = np.asarray(pp.get("std", [1.0, 1.0, 1.0]), dtype=np.float32).reshape(3, 1, 1)
+        # Manifest convention for role "labels": outputs[0] = logits, outputs[1] = pooled embedding.
+        self.input_name = self.entry.inputs[0].name
+        self.logits_name = self.entry.outputs[0].name
+        self.embedding_name = self.entry.outputs[1].name
+        self.embedding_dim = int(self.entry.outputs[1].shape[-1])
+        self.session: OnnxSession = get_session(self.entry.file, settings)
+        self.class_names = self._load_class_names(settings)
+
+    def _load_class_names(self, settings: Settings) -> list[str]:
+        name = next((f for f in self.entry.extra_files if f.endswith(".labels.json")), None)
+        if name is None:
+            raise ModelMissing(f"manifest entry {self.entry.name} names no .labels.json file")
+        path = settings.model_dir / name
+        if not path.is_file():
+            raise ModelMissing(f"{name} is not in {settings.model_dir}; run `python -m onnx_models.setup`")
+        names = json.loads(path.read_text(encoding="utf-8"))
+        expected = self.entry.outputs[0].shape[-1]
+        if isinstance(expected, int) and len(names) != expected:
+            raise ModelMissing(f"{name} has {len(names)} names, the model has {expected} classes")
+        return [str(n) for n in names]
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """One image -> float32 [3, S, S] as the manifest describes."""
+        image = _to_rgb(image)
+        if self.resize_policy == "short_side_then_center_crop":
+            width, height = image.size
+            ratio = self.short_side / min(width, height)
+            # Never below the crop size, so the centre crop always fits.
+            new_w = max(self.input_size, round(width * ratio))
+            new_h = max(self.input_size, round(height * ratio))
+            image = image.resize((new_w, new_h), self.resample)
+            left = (new_w - self.input_size) // 2
+            top = (new_h - self.input_size) // 2
+            image = image.crop((left, top, left + self.input_size, top + self.input_size))
+        elif self.resize_policy == "stretch":
+            image = image.resize((self.input_size, self.input_size), self.resample)
+        else:
+            raise ValueError(f"unknown resize policy {self.resize_policy!r} in the manifest")
+        pixels = np.asarray(image, dtype=np.float32)
+        if self.channels == "BGR":
+            pixels = pixels[..., ::-1]
+        chw = pixels.transpose(2, 0, 1) * self.scale
+        return np.ascontiguousarray((chw - self.mean) / self.std, dtype=np.float32)
+
+    def predict(self, images: list[Image.Image], top_k: int = 5) -> list[LabelResult]:
+        if not images:
+            return []
+        top_k = max(1, min(top_k, len(self.class_names)))
+        results: list[LabelResult] = []
+        for start in range(0, len(images), self.max_batch):
+            chunk = images[start : start + self.max_batch]
+            batch = np.stack([self.preprocess(image) for image in chunk])
+            logits, embeddings = self.session.run(
+                {self.input_name: batch}, [self.logits_name, self.embedding_name]
+            )
+            probs = _softmax(logits.astype(np.float32))
+            embeddings = _l2_normalise(embeddings.astype(np.float32))
+            for prob, embedding in zip(probs, embeddings, strict=True):
+                # argpartition then sort the k winners: O(C) instead of a full sort of 1000 classes.
+                top = np.argpartition(-prob, top_k - 1)[:top_k]
+                top = top[np.argsort(-prob[top], kind="stable")]
+                labels = [(self.class_names[i], float(prob[i])) for i in top]
+                results.append(LabelResult(labels=labels, embedding=embedding))
+        return results
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB view of any PIL mode; transparent areas become white rather than whatever is underneath."""
+    if image.mode == "RGB":
+        return image
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)

@@ -1,0 +1,274 @@
+"""COCO object detection (YOLOv8/YOLO11 Ultralytics exports and YOLOX) on ONNX Runtime.
+
+Everything model-specific comes from the manifest entry (input size, channel order, scale, letterbox
+mode, thresholds, strides), so a new model of a known family is a manifest entry, not code.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from onnx_models.manifest import ModelEntry, load_manifest
+from services.inference.runtime import OnnxSession, get_session
+from services.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+# The 80 COCO detection classes in YOLO order (0 person ... 79 toothbrush); used when the ONNX file
+# carries no `names` metadata (YOLOX exports, for one).
+COCO80: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
+    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
+    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
+    "teddy bear", "hair drier", "toothbrush",
+)  # fmt: skip
+
+SUPPORTED_FAMILIES = ("yolov8", "yolox")
+# Offset per class id so that one NMS call never suppresses boxes of different classes.
+_CLASS_OFFSET = 8192.0
+# Ultralytics' own caps: boxes entering NMS and detections kept per image.
+_MAX_NMS_CANDIDATES = 30000
+_MAX_DETECTIONS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    class_name: str
+    class_id: int
+    score: float
+    # [x, y, w, h], normalised to 0..1 of the image passed to detect() (orientation-corrected).
+    box: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class _Letterbox:
+    """How one image was placed on the model canvas, so boxes can be mapped back."""
+
+    ratio: float
+    pad_x: float
+    pad_y: float
+    width: int
+    height: int
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy NMS over xyxy boxes; returns kept indices, best score first.
+
+    Greedy suppression is sequential by nature; each step is one vectorised IoU of the current best
+    box against all remaining ones.
+    """
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        iw = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        ih = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = iw * ih
+        iou = inter / (areas[i] + areas[rest] - inter + 1e-9)
+        order = rest[iou <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def batched_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float) -> np.ndarray:
+    """Class-wise NMS in one pass: shifting each class's boxes apart keeps classes independent."""
+    shifted = boxes + (class_ids.astype(np.float32) * _CLASS_OFFSET)[:, None]
+    return nms(shifted, scores, iou)
+
+
+def _names_from_metadata(session: OnnxSession) -> list[str] | None:
+    """Ultralytics writes `names` as a Python dict literal ("{0: 'person', ...}") into the metadata."""
+    raw = session.session.get_modelmeta().custom_metadata_map.get("names")
+    if not raw:
+        return None
+    try:
+        parsed = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        log.warning("ignoring unparsable `names` metadata in %s", session.path.name)
+        return None
+    if isinstance(parsed, dict):
+        return [str(parsed[k]) for k in sorted(parsed)]
+    if isinstance(parsed, list | tuple):
+        return [str(n) for n in parsed]
+    return None
+
+
+class ObjectDetector:
+    """One detector model; `detect` returns per-image detections with normalised [x, y, w, h] boxes."""
+
+    def __init__(self, entry: ModelEntry, session: OnnxSession | None = None) -> None:
+        if entry.role != "objects":
+            raise ValueError(f"model {entry.name!r} has role {entry.role!r}, not 'objects'")
+        if entry.family not in SUPPORTED_FAMILIES:
+            raise ValueError(f"unsupported object-detector family {entry.family!r} ({entry.name})")
+        self.entry = entry
+        self.name = entry.name
+        self.family = entry.family
+        self.session = session or get_session(entry.file)
+        pre: dict[str, Any] = entry.preprocessing
+
+        size = pre.get("input_size", 640)
+        self.input_h, self.input_w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        self.channels: str = pre.get("channels", "RGB").upper()
+        self.scale = float(pre.get("scale", 1.0))
+        self.mean = np.asarray(pre.get("mean", 0.0), dtype=np.float32).reshape(-1, 1, 1)
+        self.std = np.asarray(pre.get("std", 1.0), dtype=np.float32).reshape(-1, 1, 1)
+        # Ultralytics centres the image on the canvas; YOLOX pastes it at the top-left.
+        default_mode = "center" if self.family == "yolov8" else "top_left"
+        self.letterbox_mode: str = pre.get("letterbox", default_mode)
+        self.pad_value = int(pre.get("pad_value", 114))
+        self.score_threshold = float(pre.get("score_threshold", 0.25))
+        self.nms_iou = float(pre.get("nms_iou", 0.6))
+        self.strides: list[int] = [int(s) for s in pre.get("strides", [8, 16, 32])]
+
+        inputs = self.session.session.get_inputs()
+        self.input_name = inputs[0].name
+        batch_dim = inputs[0].shape[0] if inputs[0].shape else None
+        # A fixed batch dimension (the int8 v8 export has 1) means one image per run.
+        self.fixed_batch: int | None = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
+
+        names = _names_from_metadata(self.session)
+        if names is None:
+            classes = pre.get("classes", "coco80")
+            names = list(COCO80) if classes == "coco80" else [str(c) for c in classes]
+        self.class_names: list[str] = names
+        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+
+    # ---- preprocessing -------------------------------------------------------------------------
+    def _letterbox(self, image: Image.Image) -> tuple[np.ndarray, _Letterbox]:
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        w, h = rgb.size
+        ratio = min(self.input_w / w, self.input_h / h)
+        new_w, new_h = max(1, round(w * ratio)), max(1, round(h * ratio))
+        resized = rgb.resize((new_w, new_h), Image.Resampling.BILINEAR) if (new_w, new_h) != (w, h) else rgb
+        if self.letterbox_mode == "center":
+            # Same rounding as Ultralytics' LetterBox so the padding matches its exports.
+            dw, dh = (self.input_w - new_w) / 2, (self.input_h - new_h) / 2
+            left, top = round(dw - 0.1), round(dh - 0.1)
+        else:
+            left, top = 0, 0
+        canvas = np.full((self.input_h, self.input_w, 3), self.pad_value, dtype=np.uint8)
+        canvas[top : top + new_h, left : left + new_w] = np.asarray(resized, dtype=np.uint8)
+        if self.channels == "BGR":
+            canvas = canvas[:, :, ::-1]
+        chw = canvas.transpose(2, 0, 1).astype(np.float32)
+        chw = (chw * self.scale - self.mean) / self.std
+        return chw, _Letterbox(ratio, float(left), float(top), w, h)
+
+    # ---- decoding ------------------------------------------------------------------------------
+    def _yolox_grid(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._grid is None:
+            grids, strides = [], []
+            for s in self.strides:
+                gh, gw = self.input_h // s, self.input_w // s
+                ys, xs = np.meshgrid(np.arange(gh), np.arange(gw), indexing="ij")
+                grids.append(np.stack([xs.ravel(), ys.ravel()], axis=1))
+                strides.append(np.full((gh * gw, 1), s))
+            self._grid = (
+                np.concatenate(grids).astype(np.float32),
+                np.concatenate(strides).astype(np.float32),
+            )
+        return self._grid
+
+    def _candidates(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One image's raw output -> (cx, cy, w, h boxes in canvas pixels, per-class scores)."""
+        nc = len(self.class_names)
+        if self.family == "yolov8":
+            # Ultralytics: [4 + nc, anchors]; class scores already sigmoid'ed, no objectness.
+            pred = raw.T if raw.shape[0] == 4 + nc and raw.shape[1] != 4 + nc else raw
+            return pred[:, :4], pred[:, 4 : 4 + nc]
+        # YOLOX: [anchors, 5 + nc] raw grid offsets / log sizes, objectness, class probabilities.
+        grid, stride = self._yolox_grid()
+        if raw.shape[0] != grid.shape[0]:
+            raise ValueError(f"{self.name}: {raw.shape[0]} anchors but strides give {grid.shape[0]}")
+        xy = (raw[:, :2] + grid) * stride
+        wh = np.exp(raw[:, 2:4]) * stride
+        return np.concatenate([xy, wh], axis=1), raw[:, 4:5] * raw[:, 5 : 5 + nc]
+
+    def _postprocess(
+        self, raw: np.ndarray, lb: _Letterbox, score_threshold: float, iou: float
+    ) -> list[Detection]:
+        cxcywh, class_scores = self._candidates(raw)
+        class_ids = class_scores.argmax(axis=1)
+        scores = class_scores[np.arange(class_scores.shape[0]), class_ids]
+        mask = scores >= score_threshold
+        if not mask.any():
+            return []
+        cxcywh, scores, class_ids = cxcywh[mask], scores[mask], class_ids[mask]
+        if scores.size > _MAX_NMS_CANDIDATES:
+            top = np.argpartition(-scores, _MAX_NMS_CANDIDATES)[:_MAX_NMS_CANDIDATES]
+            cxcywh, scores, class_ids = cxcywh[top], scores[top], class_ids[top]
+        half = cxcywh[:, 2:4] / 2
+        xyxy = np.concatenate([cxcywh[:, :2] - half, cxcywh[:, :2] + half], axis=1)
+        keep = batched_nms(xyxy, scores, class_ids, iou)[:_MAX_DETECTIONS]
+        xyxy, scores, class_ids = xyxy[keep], scores[keep], class_ids[keep]
+        # Undo the letterbox, clip to the image, then normalise to 0..1.
+        xyxy = (xyxy - np.array([lb.pad_x, lb.pad_y, lb.pad_x, lb.pad_y], dtype=np.float32)) / lb.ratio
+        xyxy = np.clip(xyxy, 0, np.array([lb.width, lb.height, lb.width, lb.height], dtype=np.float32))
+        norm = xyxy / np.array([lb.width, lb.height, lb.width, lb.height], dtype=np.float32)
+        xywh = np.concatenate([norm[:, :2], norm[:, 2:] - norm[:, :2]], axis=1)
+        return [
+            Detection(
+                class_name=self.class_names[int(c)],
+                class_id=int(c),
+                score=float(s),
+                box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+            )
+            for b, s, c in zip(xywh, scores, class_ids, strict=True)
+            if b[2] > 0 and b[3] > 0  # a box clipped away entirely is no detection
+        ]
+
+    # ---- public API ----------------------------------------------------------------------------
+    def detect(
+        self,
+        images: Sequence[Image.Image],
+        score_threshold: float | None = None,
+        nms_iou: float | None = None,
+    ) -> list[list[Detection]]:
+        """Detections per image, best score first.
+
+        `score_threshold` defaults to the manifest's storage threshold; evaluation passes a low
+        value (0.001) to rank detections for mAP. Tag thresholds are applied later, in tagging.
+        """
+        if not images:
+            return []
+        threshold = self.score_threshold if score_threshold is None else score_threshold
+        iou = self.nms_iou if nms_iou is None else nms_iou
+        prepared = [self._letterbox(img) for img in images]
+        batch = self.fixed_batch or max(1, get_settings().analysis_batch_size)
+        results: list[list[Detection]] = []
+        for start in range(0, len(prepared), batch):
+            chunk = prepared[start : start + batch]
+            tensor = np.stack([p[0] for p in chunk])
+            if self.fixed_batch and tensor.shape[0] < self.fixed_batch:
+                # A fixed batch > 1 still needs full batches: pad with copies, drop their outputs.
+                pad = np.repeat(tensor[-1:], self.fixed_batch - tensor.shape[0], axis=0)
+                tensor = np.concatenate([tensor, pad])
+            output = self.session.run({self.input_name: tensor})[0]
+            results.extend(
+                self._postprocess(output[i], lb, threshold, iou) for i, (_, lb) in enumerate(chunk)
+            )
+        return results
+
+
+def load_object_detector(name: str | None = None) -> ObjectDetector:
+    """The detector named in the manifest, or the manifest default for role "objects"."""
+    manifest = load_manifest()
+    entry = manifest.by_name(name) if name else manifest.default_for("objects")
+    return ObjectDetector(entry)
