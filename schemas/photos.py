@@ -116,3 +116,10 @@ def photo_from_view(view: "PhotoViewLike") -> Photo:
         quality=Quality(**view.quality) if view.quality else None,
         suggested_rotation=view.suggested_rotation,
     )
+
+
+class ObjectDetection(BaseModel):
+    class_name: str
+    score: float
+    bbox: list[float] = Field(description="[x, y, w, h] normalised to the upright image")
+    model: str

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from db.models import Detection, Photo, PhotoAnalysis, PhotoEmbedding
@@ -21,7 +21,7 @@ from services.inference.labels import LabelResult
 from services.inference.models import ModelSet, get_models
 from services.inference.objects import Detection as ObjectDetection
 from services.jobs import JobContext, JobType, register_job_type
-from services.photos import get_photos, owner_photo_ids
+from services.photos import get_photo, get_photos, owner_photo_ids
 from services.tagging import DerivedTag, derive_tags, load_rules
 from services.tags import ModelTag, replace_model_tags
 
@@ -55,7 +55,9 @@ def analyse_images(images: list[Image.Image], models: ModelSet) -> list[PhotoFin
         PhotoFindings(
             detections=photo_detections,
             labels=photo_labels,
-            tags=derive_tags(photo_detections, photo_labels.labels, rules=rules),
+            tags=derive_tags(
+                photo_detections, photo_labels.labels, rules=rules, label_names=models.labels.class_names
+            ),
             inference_ms=per_photo_ms,
         )
         for photo_detections, photo_labels in zip(detections, labels, strict=True)
@@ -154,4 +156,11 @@ def register() -> None:
             batch_size=lambda settings: settings.analysis_batch_size,
             default_items=owner_photo_ids,
         )
+    )
+
+
+def list_detections(db: Session, *, owner_id: str, photo_id: str) -> list[Detection]:
+    photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
+    return list(
+        db.scalars(select(Detection).where(Detection.photo_id == photo.id).order_by(Detection.score.desc()))
     )

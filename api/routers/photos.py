@@ -10,7 +10,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from api.deps import CurrentOwner, JobRunnerDep, SessionDep, SettingsDep, StoreDep
 from api.errors import problem_from_error, problem_response
 from schemas.common import Page, Problem
-from schemas.photos import Photo, PhotoPatch, UploadResponse, UploadResult, photo_from_view
+from schemas.photos import ObjectDetection, Photo, PhotoPatch, UploadResponse, UploadResult, photo_from_view
+from services import analysis
 from services import photos as photo_service
 from services.errors import TooLarge
 from services.photos import PhotoFilters, PhotoSort, UploadedFile
@@ -186,6 +187,21 @@ def delete_photo(db: SessionDep, owner: CurrentOwner, store: StoreDep, photo_id:
     """Delete a photo; its bytes go when no other photo uses them."""
     photo_service.delete_photo(db, store, owner_id=owner, photo_id=photo_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{photo_id}/detections", name="detections", response_model=Page[ObjectDetection], responses=PROBLEMS
+)
+def list_detections(db: SessionDep, owner: CurrentOwner, photo_id: str) -> Page[ObjectDetection]:
+    """Object boxes the detector found (everything kept as tag evidence), best first."""
+    rows = analysis.list_detections(db, owner_id=owner, photo_id=photo_id)
+    items = [
+        ObjectDetection(
+            class_name=r.class_name, score=r.score, bbox=[r.box_x, r.box_y, r.box_w, r.box_h], model=r.model
+        )
+        for r in rows
+    ]
+    return Page[ObjectDetection](items=items, next_cursor=None)
 
 
 def _not_modified(request: Request, etag: str) -> bool:
