@@ -10,9 +10,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 
 from api.errors import install_error_handlers
-from api.routers import health, jobs, photos, tags
+from api.routers import ALL_ROUTERS
 from db.session import get_engine, session_factory, session_scope, upgrade_schema
-from services import analysis, integrity
+from services import analysis, exports, faces, integrity
 from services.inference.models import get_models
 from services.jobs import JobContext, JobRunner
 from services.owners import ensure_bootstrap_owner
@@ -30,6 +30,8 @@ def operation_id(route: APIRoute) -> str:
 def register_job_types() -> None:
     integrity.register()
     analysis.register()
+    faces.register()
+    exports.register()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -51,7 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.job_runner = None
         if settings.run_job_workers:
             context = JobContext(sessions=app.state.sessions, store=app.state.store, settings=settings)
-            app.state.job_runner = JobRunner(context, settings.job_workers, settings.job_poll_seconds)
+            app.state.job_runner = JobRunner(
+                context, settings.job_workers, settings.job_poll_seconds, maintenance=[exports.cleanup_task]
+            )
             app.state.job_runner.start()
         log.info("shoebox ready: database %s, data %s", engine.url.render_as_string(), settings.data_dir)
         try:
@@ -88,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return response
 
-    for router in (health.router, photos.router, tags.router, jobs.router):
+    for router in ALL_ROUTERS:
         app.include_router(router)
     return app
 

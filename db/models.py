@@ -86,6 +86,14 @@ class Photo(Base):
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     analysis_state: Mapped[str] = mapped_column(String(16), default="pending")
     analysis_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    quality_score: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
+    quality_issues: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    quality_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    suggested_rotation: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    suggested_rotation_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    place_city: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    place_region: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    place_country: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class Job(Base):
@@ -174,3 +182,64 @@ class PhotoAnalysis(Base):
     models: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     analysed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Person(Base):
+    __tablename__ = "people"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_people_owner_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Face(Base):
+    """A detected face. `person_source` says who named it: a user label always beats the model."""
+
+    __tablename__ = "faces"
+    __table_args__ = (
+        Index("ix_faces_owner_person", "owner_id", "person_id"),
+        Index("ix_faces_owner_source_conf", "owner_id", "person_source", "person_confidence"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    photo_id: Mapped[str] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))
+    box_x: Mapped[float] = mapped_column(Float)
+    box_y: Mapped[float] = mapped_column(Float)
+    box_w: Mapped[float] = mapped_column(Float)
+    box_h: Mapped[float] = mapped_column(Float)
+    landmarks: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    detection_score: Mapped[float] = mapped_column(Float)
+    detector: Mapped[str] = mapped_column(String(100))
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    embedding_model: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # Too small or too blurred to recognise: kept and shown, left out of training and clustering.
+    recognisable: Mapped[bool] = mapped_column(default=True)
+    size_px: Mapped[float] = mapped_column(Float, default=0.0)
+    sharpness: Mapped[float] = mapped_column(Float, default=0.0)
+    person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), nullable=True)
+    person_source: Mapped[str | None] = mapped_column(String(8), nullable=True)  # user | model
+    person_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Export(Base):
+    """A zip of photos with their metadata written in, built by a job and kept until it expires."""
+
+    __tablename__ = "exports"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|ready|failed|expired
+    request: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # photo id -> unique, safe file name inside the zip, fixed when the export is created.
+    entries: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

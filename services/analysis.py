@@ -16,7 +16,10 @@ from sqlalchemy.orm import Session
 
 from db.models import Detection, Photo, PhotoAnalysis, PhotoEmbedding
 from db.types import utcnow
+from services.events import photos_changed
+from services.faces import owner_has_labels, request_recognition, store_faces
 from services.images import load_oriented
+from services.inference.faces import FaceResult
 from services.inference.labels import LabelResult
 from services.inference.models import ModelSet, get_models
 from services.inference.objects import Detection as ObjectDetection
@@ -37,6 +40,7 @@ class PhotoFindings:
 
     detections: list[ObjectDetection]
     labels: LabelResult
+    faces: list[FaceResult]
     tags: list[DerivedTag]
     inference_ms: float
     extra: dict[str, Any] = field(default_factory=dict)
@@ -50,17 +54,23 @@ def analyse_images(images: list[Image.Image], models: ModelSet) -> list[PhotoFin
     started = time.perf_counter()
     detections = models.objects.detect(images, score_threshold=rules.objects.evidence_floor)
     labels = models.labels.predict(images, top_k=5)
+    faces = models.faces.analyze(images)
     per_photo_ms = (time.perf_counter() - started) * 1000 / len(images)
     return [
         PhotoFindings(
             detections=photo_detections,
             labels=photo_labels,
+            faces=photo_faces,
             tags=derive_tags(
-                photo_detections, photo_labels.labels, rules=rules, label_names=models.labels.class_names
+                photo_detections,
+                photo_labels.labels,
+                face_boxes=[(*face.detection.box, face.detection.score) for face in photo_faces],
+                rules=rules,
+                label_names=models.labels.class_names,
             ),
             inference_ms=per_photo_ms,
         )
-        for photo_detections, photo_labels in zip(detections, labels, strict=True)
+        for photo_detections, photo_labels, photo_faces in zip(detections, labels, faces, strict=True)
     ]
 
 
@@ -106,8 +116,10 @@ def store_findings(db: Session, photo: Photo, findings: PhotoFindings, models: M
             duration_ms=round(findings.inference_ms, 2),
         )
     )
+    store_faces(db, photo, findings.faces, detector=models.faces.detector.name)
     photo.analysis_state = "done"
     photo.analysis_error = None
+    photos_changed(db, photo.owner_id, [photo.id])
 
 
 def analyze_batch(
@@ -148,6 +160,13 @@ def analyze_batch(
     return errors
 
 
+def recognise_after_analysis(context: JobContext, owner_id: str, params: dict[str, Any]) -> None:
+    """New faces get names as soon as the owner has taught the classifier anyone."""
+    with context.sessions() as db:
+        if owner_has_labels(db, owner_id):
+            request_recognition(db, owner_id=owner_id)
+
+
 def register() -> None:
     register_job_type(
         JobType(
@@ -155,6 +174,7 @@ def register() -> None:
             handler=analyze_batch,
             batch_size=lambda settings: settings.analysis_batch_size,
             default_items=owner_photo_ids,
+            on_finished=recognise_after_analysis,
         )
     )
 

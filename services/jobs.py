@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -212,8 +213,18 @@ def _finish(db: Session, job: Job, state: str, extra_error: dict[str, Any] | Non
 class JobRunner:
     """In-process worker threads polling the database for queued jobs."""
 
-    def __init__(self, context: JobContext, workers: int, poll_seconds: float) -> None:
+    def __init__(
+        self,
+        context: JobContext,
+        workers: int,
+        poll_seconds: float,
+        maintenance: list[Callable[[JobContext], None]] | None = None,
+        maintenance_every_seconds: float = 300.0,
+    ) -> None:
         self.context = context
+        self.maintenance = maintenance or []
+        self.maintenance_every_seconds = maintenance_every_seconds
+        self._last_maintenance = 0.0
         self.workers = workers
         self.poll_seconds = poll_seconds
         self._stop = threading.Event()
@@ -241,8 +252,23 @@ class JobRunner:
         for thread in self._threads:
             thread.join(timeout)
 
+    def _run_maintenance(self) -> None:
+        """Housekeeping (e.g. expired exports) on the first worker, every few minutes."""
+        now = time.monotonic()
+        if now - self._last_maintenance < self.maintenance_every_seconds:
+            return
+        self._last_maintenance = now
+        for task in self.maintenance:
+            try:
+                task(self.context)
+            except Exception:
+                log.exception("maintenance task %s failed", getattr(task, "__name__", task))
+
     def _loop(self, worker_id: str) -> None:
+        first_worker = worker_id.endswith(":0")
         while not self._stop.is_set():
+            if first_worker:
+                self._run_maintenance()
             try:
                 with self.context.sessions() as db:
                     requeue_stale_jobs(db)

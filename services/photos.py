@@ -11,8 +11,9 @@ from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import Photo, PhotoTag
+from db.models import Face, Photo, PhotoTag
 from services.errors import Invalid, NotFound, ShoeboxError
+from services.events import photos_changed, photos_deleted
 from services.images import inspect_image, make_thumbnail
 from services.jobs import create_job, job_type_names
 from services.pagination import decode_cursor, encode_cursor
@@ -52,6 +53,8 @@ class PhotoFilters:
     radius_km: float | None = None
     tags: list[str] = field(default_factory=list)  # all of
     any_tags: list[str] = field(default_factory=list)
+    people: list[str] = field(default_factory=list)  # person ids, all of
+    has_faces: bool | None = None
 
     def validate(self) -> None:
         geo = (self.lat, self.lon, self.radius_km)
@@ -121,6 +124,7 @@ def _upload_one(
     store.put(data, sha256)
     try:
         db.add(photo)
+        photos_changed(db, owner_id, [photo.id])
         db.commit()
     except IntegrityError:
         # Another request stored the same file for this owner first.
@@ -173,6 +177,7 @@ def update_photo(db: Session, *, owner_id: str, photo_id: str, changes: dict[str
     for name in ("rotation", "caption"):
         if name in changes:
             setattr(photo, name, changes[name] if name != "caption" else (changes[name] or None))
+    photos_changed(db, owner_id, [photo.id])
     db.commit()
     return photo
 
@@ -180,6 +185,7 @@ def update_photo(db: Session, *, owner_id: str, photo_id: str, changes: dict[str
 def delete_photo(db: Session, store: BlobStore, *, owner_id: str, photo_id: str) -> None:
     photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
     sha256 = photo.sha256
+    photos_deleted(db, owner_id, [photo.id])
     db.delete(photo)
     db.commit()
     # The bytes go only when no photo of any owner still points at them.
@@ -219,6 +225,12 @@ def apply_filters(query: Select[Any], filters: PhotoFilters) -> Select[Any]:
         query = query.where(_has_tag([name]))
     if filters.any_tags:
         query = query.where(_has_tag(filters.any_tags))
+    for person_id in filters.people:
+        shows_person = select(Face.id).where(Face.photo_id == Photo.id, Face.person_id == person_id)
+        query = query.where(shows_person.exists())
+    if filters.has_faces is not None:
+        any_face = select(Face.id).where(Face.photo_id == Photo.id).exists()
+        query = query.where(any_face if filters.has_faces else ~any_face)
     if filters.lat is not None and filters.lon is not None and filters.radius_km is not None:
         # A bounding box first lets the (owner, lat, lon) index do the coarse work.
         dlat = filters.radius_km / 111.0

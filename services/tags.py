@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Photo, PhotoTag
 from services.errors import Invalid, NotFound
+from services.events import photos_changed
 from services.pagination import decode_cursor, encode_cursor
 from services.photos import get_photo
 
@@ -114,6 +115,7 @@ def add_user_tag(db: Session, *, owner_id: str, photo_id: str, name: str) -> Pho
             state="confirmed",
         )
         db.add(tag)
+    photos_changed(db, owner_id, [photo.id])
     db.commit()
     return tag
 
@@ -136,6 +138,7 @@ def set_tag_state(db: Session, *, owner_id: str, photo_id: str, name: str, state
                 errors=[{"field": "state"}],
             )
         tag.state = state
+    photos_changed(db, owner_id, [photo.id])
     db.commit()
     return tags
 
@@ -152,6 +155,7 @@ def remove_tag(db: Session, *, owner_id: str, photo_id: str, name: str) -> None:
             db.delete(tag)
         else:
             tag.state = "rejected"
+    photos_changed(db, owner_id, [photo.id])
     db.commit()
 
 

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.models import Photo
+from services.faces import faces_count_for_photos
 from services.tags import tag_dict, tags_for_photos
 
 
@@ -20,8 +21,13 @@ class PhotoView:
 
 
 def photo_views(db: Session, photos: list[Photo]) -> list[PhotoView]:
-    tags = tags_for_photos(db, [photo.id for photo in photos])
-    return [PhotoView(photo=photo, tags=[tag_dict(tag) for tag in tags[photo.id]]) for photo in photos]
+    photo_ids = [photo.id for photo in photos]
+    tags = tags_for_photos(db, photo_ids)
+    faces = faces_count_for_photos(db, photo_ids)
+    return [
+        PhotoView(photo=photo, tags=[tag_dict(tag) for tag in tags[photo.id]], faces_count=faces[photo.id])
+        for photo in photos
+    ]
 
 
 def photo_view(db: Session, photo: Photo) -> PhotoView:

@@ -1,0 +1,15 @@
+"""Every router of the API, in the order their paths appear in the OpenAPI document."""
+
+from fastapi import APIRouter
+
+from api.routers import exports, faces, health, jobs, people, photos, tags
+
+ALL_ROUTERS: list[APIRouter] = [
+    health.router,
+    photos.router,
+    tags.router,
+    faces.router,
+    people.router,
+    exports.router,
+    jobs.router,
+]

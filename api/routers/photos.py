@@ -45,6 +45,8 @@ def photo_filters(
         list[str] | None, Query(description="all of these tags (repeat or comma-separate)")
     ] = None,
     any_tags: Annotated[list[str] | None, Query(description="any of these tags")] = None,
+    people: Annotated[list[str] | None, Query(description="person ids, all of")] = None,
+    has_faces: bool | None = None,
 ) -> PhotoFilters:
     return PhotoFilters(
         taken_after=taken_after,
@@ -55,6 +57,8 @@ def photo_filters(
         radius_km=radius_km,
         tags=split_list(tags),
         any_tags=split_list(any_tags),
+        people=split_list(people),
+        has_faces=has_faces,
     )
 
 

@@ -5,6 +5,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from services.inference.faces import FaceAnalyzer
 from services.inference.labels import ImageLabeler
 from services.inference.objects import ObjectDetector, load_object_detector
 
@@ -34,9 +35,13 @@ class ModelSet:
     def labels(self) -> ImageLabeler:
         return self._get("labels", ImageLabeler)
 
+    @property
+    def faces(self) -> FaceAnalyzer:
+        return self._get("faces", FaceAnalyzer)
+
     def warm_up(self) -> None:
         """Build every default model now, so the first request does not pay for loading."""
-        _ = self.objects, self.labels
+        _ = self.objects, self.labels, self.faces
 
 
 _models = ModelSet()

@@ -1,0 +1,112 @@
+"""People: create, list, rename, delete, merge, and their photos."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from fastapi.responses import Response
+
+from api.deps import CurrentOwner, JobRunnerDep, SessionDep
+from api.routers.photos import FiltersDep
+from db.models import Person as PersonRow
+from schemas.common import Page, Problem
+from schemas.faces import Person, PersonCreate, PersonMerge, PersonPatch
+from schemas.photos import Photo, photo_from_view
+from services import faces as face_service
+from services import people as people_service
+from services import photos as photo_service
+from services.photos import PhotoSort
+from services.views import photo_views
+
+router = APIRouter(prefix="/v1/people", tags=["people"])
+
+PROBLEMS = {
+    401: {"model": Problem, "description": "missing or wrong API key"},
+    404: {"model": Problem, "description": "no such person for this owner"},
+    409: {"model": Problem, "description": "the name is taken"},
+    422: {"model": Problem, "description": "invalid request"},
+}
+
+
+def people_out(db: SessionDep, rows: list[PersonRow]) -> list[Person]:
+    stats = people_service.people_stats(db, [row.id for row in rows])
+    return [Person(id=row.id, name=row.name, created_at=row.created_at, **stats[row.id]) for row in rows]
+
+
+@router.get("", name="list", response_model=Page[Person], responses=PROBLEMS)
+def list_people(
+    db: SessionDep,
+    owner: CurrentOwner,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$")] = None,
+) -> Page[Person]:
+    """The owner's people by name, with face and photo counts."""
+    offset = int(cursor or 0)
+    rows = people_service.list_people(db, owner_id=owner, limit=limit + 1, offset=offset)
+    return Page[Person](
+        items=people_out(db, rows[:limit]), next_cursor=str(offset + limit) if len(rows) > limit else None
+    )
+
+
+@router.post(
+    "", name="create", status_code=status.HTTP_201_CREATED, response_model=Person, responses=PROBLEMS
+)
+def create_person(db: SessionDep, owner: CurrentOwner, body: PersonCreate) -> Person:
+    """Create a person by name (names are unique per owner, case-insensitively)."""
+    person = people_service.create_person(db, owner_id=owner, name=body.name)
+    db.commit()
+    return people_out(db, [person])[0]
+
+
+@router.get("/{person_id}", name="get", response_model=Person, responses=PROBLEMS)
+def get_person(db: SessionDep, owner: CurrentOwner, person_id: str) -> Person:
+    """One person with counts."""
+    return people_out(db, [people_service.get_person(db, owner_id=owner, person_id=person_id)])[0]
+
+
+@router.patch("/{person_id}", name="update", response_model=Person, responses=PROBLEMS)
+def rename_person(db: SessionDep, owner: CurrentOwner, person_id: str, body: PersonPatch) -> Person:
+    """Rename a person. Every face keeps pointing at them, so names are never lost."""
+    return people_out(
+        db, [people_service.rename_person(db, owner_id=owner, person_id=person_id, name=body.name)]
+    )[0]
+
+
+@router.delete("/{person_id}", name="delete", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)
+def delete_person(db: SessionDep, owner: CurrentOwner, runner: JobRunnerDep, person_id: str) -> Response:
+    """Delete a person; their faces become unnamed."""
+    people_service.delete_person(db, owner_id=owner, person_id=person_id)
+    face_service.request_recognition(db, owner_id=owner)
+    if runner is not None:
+        runner.wake()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{person_id}/merge", name="merge", response_model=Person, responses=PROBLEMS)
+def merge_people(
+    db: SessionDep, owner: CurrentOwner, runner: JobRunnerDep, person_id: str, body: PersonMerge
+) -> Person:
+    """Move every face of `from_ids` to this person and delete those people."""
+    person = people_service.merge_people(db, owner_id=owner, person_id=person_id, from_ids=body.from_ids)
+    face_service.request_recognition(db, owner_id=owner)
+    if runner is not None:
+        runner.wake()
+    return people_out(db, [person])[0]
+
+
+@router.get("/{person_id}/photos", name="photos", response_model=Page[Photo], responses=PROBLEMS)
+def person_photos(
+    db: SessionDep,
+    owner: CurrentOwner,
+    person_id: str,
+    filters: FiltersDep,
+    sort: PhotoSort = "-taken_at",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+) -> Page[Photo]:
+    """Photos showing this person (named by a user or by the model), with the photo filters."""
+    people_service.get_person(db, owner_id=owner, person_id=person_id)
+    filters.people = [*filters.people, person_id]
+    rows, next_cursor = photo_service.list_photos(
+        db, owner_id=owner, filters=filters, sort=sort, limit=limit, cursor=cursor
+    )
+    return Page[Photo](items=[photo_from_view(v) for v in photo_views(db, rows)], next_cursor=next_cursor)

@@ -1,0 +1,48 @@
+"""Search tables: the per-photo search document and a per-owner change counter.
+
+Both are derived data, rebuilt from the photo tables at any time. The in-memory indexes of every API
+process (services/search/) are caches of these rows: a process compares the owner's counter with
+the version it has applied and reads only the documents changed since.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.models import Base
+from db.types import UTCDateTime, utcnow
+
+
+class SearchOwnerState(Base):
+    """One row per owner: `version` goes up by one in every transaction that changes a document."""
+
+    __tablename__ = "search_owner_state"
+
+    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PhotoSearchDoc(Base):
+    """What a photo says about itself, ready to index.
+
+    `entries` keep the readable facts ([field, value, weight]) that search results quote in `matched`;
+    `terms` are the same facts as normalised index terms with their weights. No foreign key to the
+    photo: a deleted photo leaves a tombstone (`deleted`), so other processes learn of the deletion
+    from the same change feed.
+    """
+
+    __tablename__ = "photo_search_docs"
+    __table_args__ = (Index("ix_photo_search_docs_owner_version", "owner_id", "version"),)
+
+    photo_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(BigInteger)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    entries: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    terms: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    length: Mapped[float] = mapped_column(Float, default=0.0)
+    # A short sentence of what the models saw, for the semantic (sentence-embedding) comparison.
+    summary: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -1,0 +1,384 @@
+"""Faces: stored from analysis, named by users, recognised by a per-owner classifier, clustered.
+
+A user's label always wins: analysis re-runs keep labelled faces, recognition only writes faces the
+model named (person_source "model") or nobody named, and a face the user un-assigned stays so.
+"""
+
+import io
+import logging
+from collections import defaultdict
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import Select, and_, case, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from db.models import Face, Job, Person, Photo
+from services import recognition
+from services.errors import Conflict, Invalid, NotFound
+from services.events import photos_changed
+from services.images import load_oriented
+from services.inference.faces import FaceResult
+from services.jobs import JobContext, JobType, create_job, register_job_type
+from services.pagination import decode_cursor, encode_cursor
+from services.people import get_or_create_by_name, get_person
+from services.photos import get_photo
+from services.storage import BlobStore
+
+log = logging.getLogger(__name__)
+
+# A re-detected face is "the same face" as a stored one when their boxes overlap this much.
+SAME_FACE_IOU = 0.5
+FaceOrder = Literal["created", "confidence"]
+
+
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    inter_w = max(0.0, min(ax2, bx2) - max(a[0], b[0]))
+    inter_h = max(0.0, min(ay2, by2) - max(a[1], b[1]))
+    inter = inter_w * inter_h
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _box(face: Face) -> tuple[float, float, float, float]:
+    return (face.box_x, face.box_y, face.box_w, face.box_h)
+
+
+def store_faces(db: Session, photo: Photo, results: list[FaceResult], detector: str) -> None:
+    """Replace the photo's detected faces, carrying names over to the re-detected ones.
+
+    A face the user labelled but the detector no longer finds is kept: the user's word stands.
+    """
+    existing = list(db.scalars(select(Face).where(Face.photo_id == photo.id)))
+    unmatched = set(range(len(existing)))
+    for result in results:
+        box = tuple(float(v) for v in result.detection.box)
+        best, best_iou = None, SAME_FACE_IOU
+        for index in unmatched:
+            overlap = _iou(box, _box(existing[index]))  # type: ignore[arg-type]
+            if overlap >= best_iou:
+                best, best_iou = index, overlap
+        if best is not None:
+            unmatched.discard(best)
+            face = existing[best]
+        else:
+            face = Face(photo_id=photo.id, owner_id=photo.owner_id)
+            db.add(face)
+        face.box_x, face.box_y, face.box_w, face.box_h = box
+        face.landmarks = [[round(float(x), 5), round(float(y), 5)] for x, y in result.detection.landmarks]
+        face.detection_score = round(float(result.detection.score), 4)
+        face.detector = detector
+        face.embedding = np.asarray(result.embedding, dtype=np.float32).tobytes()
+        face.embedding_model = result.model_name
+        face.recognisable = bool(result.quality.recognisable)
+        face.size_px = round(float(result.quality.size_px), 1)
+        face.sharpness = round(float(result.quality.sharpness), 1)
+    for index in unmatched:
+        if existing[index].person_source != "user":
+            db.delete(existing[index])
+
+
+def faces_count_for_photos(db: Session, photo_ids: list[str]) -> dict[str, int]:
+    counts = dict(
+        db.execute(
+            select(Face.photo_id, func.count(Face.id))
+            .where(Face.photo_id.in_(photo_ids))
+            .group_by(Face.photo_id)
+        ).all()
+    )
+    return {photo_id: counts.get(photo_id, 0) for photo_id in photo_ids}
+
+
+def get_face(db: Session, *, owner_id: str, face_id: str) -> Face:
+    face = db.get(Face, face_id)
+    if face is None or face.owner_id != owner_id:
+        raise NotFound(f"no face with id {face_id!r}")
+    return face
+
+
+def faces_of_photo(db: Session, *, owner_id: str, photo_id: str) -> list[Face]:
+    photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
+    return list(db.scalars(select(Face).where(Face.photo_id == photo.id).order_by(Face.box_x, Face.id)))
+
+
+def list_faces(
+    db: Session,
+    *,
+    owner_id: str,
+    person_id: str | None = None,
+    unlabeled: bool | None = None,
+    order: FaceOrder = "created",
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[Face], str | None]:
+    """`order=confidence`: model-named faces, least sure first, then faces nobody named."""
+    query: Select[Any] = select(Face).where(Face.owner_id == owner_id)
+    if person_id is not None:
+        get_person(db, owner_id=owner_id, person_id=person_id)
+        query = query.where(Face.person_id == person_id)
+    if unlabeled is True:
+        query = query.where(or_(Face.person_source.is_(None), Face.person_source == "model"))
+    elif unlabeled is False:
+        query = query.where(Face.person_source == "user")
+    if order == "confidence":
+        # Faces without a model confidence sort as most unsure (0); user labels as sure (1).
+        key: Any = case(
+            (Face.person_source == "user", 1.0),
+            (Face.person_confidence.is_(None), 0.0),
+            else_=Face.person_confidence,
+        )
+    else:
+        key = Face.created_at
+    query = query.add_columns(key.label("sort_key"))
+    if cursor:
+        raw, last_id = decode_cursor(cursor, 2)
+        try:
+            bound: Any = (
+                literal(datetime.fromisoformat(raw), type_=Face.created_at.type)
+                if order == "created"
+                else float(raw)
+            )
+        except (TypeError, ValueError) as exc:
+            raise Invalid("cursor is malformed", errors=[{"field": "cursor"}]) from exc
+        query = query.where(or_(key > bound, and_(key == bound, Face.id > last_id)))
+    rows = db.execute(query.order_by(key.asc(), Face.id.asc()).limit(limit + 1)).all()
+    faces = [row[0] for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last_key = rows[limit - 1][1]
+        next_cursor = encode_cursor(
+            [last_key.isoformat() if hasattr(last_key, "isoformat") else last_key, faces[-1].id]
+        )
+    return faces, next_cursor
+
+
+def label_faces(
+    db: Session, *, owner_id: str, face_ids: list[str], person_id: str | None, name: str | None
+) -> Person:
+    """Name faces as one person (by id, or by name: created when new). Moving a face is just this."""
+    if (person_id is None) == (name is None):
+        raise Invalid(
+            "give exactly one of person_id or name", errors=[{"field": "person_id"}, {"field": "name"}]
+        )
+    face_ids = list(dict.fromkeys(face_ids))
+    if not face_ids:
+        raise Invalid("face_ids must not be empty", errors=[{"field": "face_ids"}])
+    faces = [get_face(db, owner_id=owner_id, face_id=face_id) for face_id in face_ids]
+    by_photo: dict[str, list[Face]] = defaultdict(list)
+    for face in faces:
+        by_photo[face.photo_id].append(face)
+    if any(len(group) > 1 for group in by_photo.values()):
+        raise Conflict(
+            "two faces of one photo cannot be the same person",
+            errors=[
+                {"photo_id": photo_id, "face_ids": [f.id for f in group]}
+                for photo_id, group in by_photo.items()
+                if len(group) > 1
+            ],
+        )
+    person = (
+        get_person(db, owner_id=owner_id, person_id=person_id)
+        if person_id is not None
+        else get_or_create_by_name(db, owner_id=owner_id, name=name or "")
+    )
+    # Another face of the same photo already holding this person gives way, unless a user put it there.
+    clashes = list(
+        db.scalars(
+            select(Face).where(
+                Face.photo_id.in_(list(by_photo)), Face.person_id == person.id, Face.id.not_in(face_ids)
+            )
+        )
+    )
+    user_clashes = [face for face in clashes if face.person_source == "user"]
+    if user_clashes:
+        raise Conflict(
+            f"{person.name} is already labelled on another face of the same photo",
+            errors=[{"photo_id": f.photo_id, "face_id": f.id} for f in user_clashes],
+        )
+    for face in clashes:
+        face.person_id, face.person_source, face.person_confidence = None, None, None
+    for face in faces:
+        face.person_id, face.person_source, face.person_confidence = person.id, "user", 1.0
+    photos_changed(db, owner_id, by_photo)
+    db.commit()
+    return person
+
+
+def unassign_face(db: Session, *, owner_id: str, face_id: str) -> Face:
+    """The user says "not this person": the face stays unnamed and recognition leaves it alone."""
+    face = get_face(db, owner_id=owner_id, face_id=face_id)
+    face.person_id, face.person_source, face.person_confidence = None, "user", None
+    photos_changed(db, owner_id, [face.photo_id])
+    db.commit()
+    return face
+
+
+def _embeddings(faces: list[Face]) -> np.ndarray:
+    return np.stack([np.frombuffer(face.embedding or b"", dtype=np.float32) for face in faces])
+
+
+def _current_embedding_model(db: Session, owner_id: str) -> str | None:
+    return db.scalar(
+        select(Face.embedding_model)
+        .where(Face.owner_id == owner_id, Face.embedding_model.is_not(None))
+        .order_by(Face.created_at.desc())
+        .limit(1)
+    )
+
+
+def suggest_clusters(db: Session, *, owner_id: str, min_size: int = 2) -> list[list[str]]:
+    """Groups of faces nobody named, so a whole group can be named with one label call."""
+    model = _current_embedding_model(db, owner_id)
+    faces = list(
+        db.scalars(
+            select(Face)
+            .where(
+                Face.owner_id == owner_id,
+                Face.person_id.is_(None),
+                Face.recognisable.is_(True),
+                Face.embedding_model == model,
+            )
+            .order_by(Face.id)
+        )
+    )
+    if len(faces) < min_size:
+        return []
+    groups = recognition.cluster(_embeddings(faces), min_size=min_size, photo_ids=[f.photo_id for f in faces])
+    return [[faces[i].id for i in group] for group in groups]
+
+
+def recognise(db: Session, *, owner_id: str, photo_ids: list[str] | None = None) -> int:
+    """Name the faces nobody labelled with the owner's classifier; returns how many got a name."""
+    model = _current_embedding_model(db, owner_id)
+    if model is None:
+        return 0
+    labelled = list(
+        db.scalars(
+            select(Face).where(
+                Face.owner_id == owner_id,
+                Face.person_source == "user",
+                Face.person_id.is_not(None),
+                Face.recognisable.is_(True),
+                Face.embedding_model == model,
+            )
+        )
+    )
+    query = select(Face).where(
+        Face.owner_id == owner_id, or_(Face.person_source.is_(None), Face.person_source == "model")
+    )
+    if photo_ids is not None:
+        query = query.where(Face.photo_id.in_(photo_ids))
+    candidates = list(db.scalars(query))
+    usable = [f for f in candidates if labelled and f.recognisable and f.embedding_model == model]
+    usable_ids = {face.id for face in usable}
+    for face in candidates:
+        if face.id not in usable_ids:
+            face.person_id, face.person_source, face.person_confidence = None, None, None
+    named = 0
+    if usable:
+        # The library's other faces let the classifier self-train from its surest matches.
+        classifier = recognition.train(
+            _embeddings(labelled), [face.person_id for face in labelled], unlabelled=_embeddings(usable)
+        )
+        predictions = classifier.predict(_embeddings(usable))
+        by_photo: dict[str, list[tuple[str, recognition.Prediction]]] = defaultdict(list)
+        for face, prediction in zip(usable, predictions, strict=True):
+            by_photo[face.photo_id].append((face.id, prediction))
+        # A person a user placed in a photo is not given to another face of that photo.
+        for face_id, photo_id, person_id in db.execute(
+            select(Face.id, Face.photo_id, Face.person_id).where(
+                Face.photo_id.in_(list(by_photo)), Face.person_source == "user", Face.person_id.is_not(None)
+            )
+        ):
+            by_photo[photo_id].append((face_id, recognition.Prediction.user_label(person_id)))
+        resolved: dict[str, recognition.Prediction] = {}
+        for pairs in by_photo.values():
+            resolved.update(recognition.assign_exclusive(pairs))
+        for face in usable:
+            prediction = resolved[face.id]
+            if prediction.person_id is None:
+                face.person_id, face.person_source, face.person_confidence = None, None, None
+            else:
+                face.person_id, face.person_source = prediction.person_id, "model"
+                face.person_confidence = round(float(prediction.confidence), 4)
+                named += 1
+    photos_changed(db, owner_id, {face.photo_id for face in candidates})
+    return named
+
+
+def recognize_batch(
+    context: JobContext, owner_id: str, photo_ids: list[str], params: dict[str, Any]
+) -> dict[str, str]:
+    with context.sessions() as db:
+        recognise(db, owner_id=owner_id, photo_ids=photo_ids)
+        db.commit()
+    return {}
+
+
+def photos_with_faces(db: Session, owner_id: str) -> list[str]:
+    return list(
+        db.scalars(select(Face.photo_id).where(Face.owner_id == owner_id).distinct().order_by(Face.photo_id))
+    )
+
+
+def request_recognition(db: Session, *, owner_id: str) -> Job | None:
+    """After labels change: one queued recognition per owner is enough (it reads labels when it runs)."""
+    queued = db.scalar(
+        select(Job).where(Job.owner_id == owner_id, Job.type == "recognize", Job.state == "queued").limit(1)
+    )
+    if queued is not None:
+        return queued
+    job = create_job(db, owner_id=owner_id, type="recognize")
+    db.commit()
+    return job
+
+
+def owner_has_labels(db: Session, owner_id: str) -> bool:
+    return (
+        db.scalar(
+            select(Face.id)
+            .where(Face.owner_id == owner_id, Face.person_source == "user", Face.person_id.is_not(None))
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def face_crop_path(store: BlobStore, db: Session, *, owner_id: str, face_id: str, size: int = 160) -> Any:
+    face = get_face(db, owner_id=owner_id, face_id=face_id)
+    photo = get_photo(db, owner_id=owner_id, photo_id=face.photo_id)
+    box = _box(face)
+
+    def make(original: bytes) -> bytes:
+        image = load_oriented(original)
+        # A little context around the box, square, like every photo app's face chips.
+        cx, cy = (box[0] + box[2] / 2) * image.width, (box[1] + box[3] / 2) * image.height
+        side = max(box[2] * image.width, box[3] * image.height) * 1.4
+        crop = image.crop((int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2)))
+        crop = crop.resize((size, size), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        crop.save(buffer, "JPEG", quality=88)
+        return buffer.getvalue()
+
+    variant = "face-{}-{}.jpg".format(size, "-".join(f"{v:.4f}" for v in box))
+    return store.get_or_make_derived(photo.sha256, variant, make)
+
+
+def register() -> None:
+    register_job_type(
+        JobType(
+            name="recognize",
+            handler=recognize_batch,
+            batch_size=lambda settings: 500,
+            default_items=photos_with_faces,
+        )
+    )
+
+
+def person_names(db: Session, person_ids: list[str]) -> dict[str, str]:
+    if not person_ids:
+        return {}
+    return dict(db.execute(select(Person.id, Person.name).where(Person.id.in_(set(person_ids)))).all())
