@@ -1,0 +1,320 @@
+"""Exports: a zip of photos with tags, people and face regions written into copies of the files.
+
+The export job writes each photo's tagged copy to a staging folder batch by batch (so it resumes
+after a restart), then streams the staged files into one zip on disk: memory stays flat however
+many photos there are. Originals in the blob store are only ever read.
+"""
+
+import csv
+import io
+import json
+import logging
+import shutil
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import Export, Face, Person, Photo, PhotoTag
+from db.types import utcnow
+from services.errors import Invalid, NotFound
+from services.jobs import JobContext, JobType, create_job, register_job_type
+from services.metadata_writer import (
+    FaceRegion,
+    PhotoMetadata,
+    compose_orientation,
+    rotate_box,
+    write_metadata,
+)
+from services.photos import PhotoFilters, get_photos, list_photos
+from services.settings import Settings
+from services.storage import atomic_write
+from services.zipstream import ZipEntry, safe_unique_name, write_zip
+
+log = logging.getLogger(__name__)
+
+EXPORT_TTL = timedelta(hours=24)
+MAX_EXPORT_PHOTOS = 100_000
+CHUNK_BYTES = 1 << 20
+# Suggested (unreviewed) model output goes into files only when the model was this sure.
+MIN_SUGGESTED_TAG_CONFIDENCE = 0.5
+MIN_MODEL_FACE_CONFIDENCE = 0.5
+
+
+def export_dir(settings: Settings) -> Path:
+    return settings.data_dir / "exports"
+
+
+def zip_path(settings: Settings, export_id: str) -> Path:
+    return export_dir(settings) / f"{export_id}.zip"
+
+
+def staging_dir(settings: Settings, export_id: str) -> Path:
+    return export_dir(settings) / export_id
+
+
+def resolve_photo_ids(
+    db: Session, *, owner_id: str, photo_ids: list[str] | None, filters: PhotoFilters | None
+) -> list[str]:
+    if photo_ids is not None:
+        found = {p.id for p in get_photos(db, owner_id=owner_id, photo_ids=photo_ids)}
+        missing = [pid for pid in photo_ids if pid not in found]
+        if missing:
+            raise NotFound(
+                f"no photo with id {missing[0]!r}", errors=[{"photo_id": pid} for pid in missing[:50]]
+            )
+        return list(dict.fromkeys(photo_ids))
+    assert filters is not None
+    ids: list[str] = []
+    cursor = None
+    while True:
+        rows, cursor = list_photos(
+            db, owner_id=owner_id, filters=filters, sort="taken_at", limit=500, cursor=cursor
+        )
+        ids.extend(row.id for row in rows)
+        if cursor is None or len(ids) > MAX_EXPORT_PHOTOS:
+            return ids
+
+
+def create_export(db: Session, *, owner_id: str, photo_ids: list[str], request: dict[str, Any]) -> Export:
+    if not photo_ids:
+        raise Invalid("the export selects no photos", errors=[{"field": "photo_ids"}])
+    if len(photo_ids) > MAX_EXPORT_PHOTOS:
+        raise Invalid(f"an export holds at most {MAX_EXPORT_PHOTOS} photos", errors=[{"field": "photo_ids"}])
+    photos = get_photos(db, owner_id=owner_id, photo_ids=photo_ids)
+    used: set[str] = {"manifest.json", "manifest.csv"}
+    entries: dict[str, str] = {}
+    for photo in photos:
+        name = safe_unique_name(photo.filename, used)
+        # Reserve the sidecar name too, so `a.gif.xmp` never collides with another file.
+        used.add(f"{name}.xmp".casefold())
+        entries[photo.id] = name
+    export = Export(owner_id=owner_id, request=request, entries=entries, expires_at=utcnow() + EXPORT_TTL)
+    db.add(export)
+    db.flush()
+    job = create_job(
+        db, owner_id=owner_id, type="export", items=list(entries), params={"export_id": export.id}
+    )
+    export.job_id = job.id
+    db.commit()
+    return export
+
+
+def get_export(db: Session, *, owner_id: str, export_id: str) -> Export:
+    export = db.get(Export, export_id)
+    if export is None or export.owner_id != owner_id:
+        raise NotFound(f"no export with id {export_id!r}")
+    return export
+
+
+def photo_metadata(db: Session, photos: list[Photo]) -> dict[str, PhotoMetadata]:
+    """What goes into each file: reviewed or confident tags, people, named face regions, caption."""
+    ids = [photo.id for photo in photos]
+    tags: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for tag in db.scalars(select(PhotoTag).where(PhotoTag.photo_id.in_(ids), PhotoTag.state != "rejected")):
+        if tag.state == "confirmed" or (tag.confidence or 0) >= MIN_SUGGESTED_TAG_CONFIDENCE:
+            tags[tag.photo_id].append((tag.name, tag.kind))
+    faces: dict[str, list[tuple[Face, str]]] = defaultdict(list)
+    rows = db.execute(
+        select(Face, Person.name).join(Person, Face.person_id == Person.id).where(Face.photo_id.in_(ids))
+    )
+    for face, name in rows:
+        if face.person_source == "user" or (face.person_confidence or 0) >= MIN_MODEL_FACE_CONFIDENCE:
+            faces[face.photo_id].append((face, name))
+    result: dict[str, PhotoMetadata] = {}
+    for photo in photos:
+        named = faces[photo.id]
+        result[photo.id] = PhotoMetadata(
+            tags=tuple(tags[photo.id]),
+            people=tuple(dict.fromkeys(name for _, name in named)),
+            caption=photo.caption,
+            faces=tuple(
+                FaceRegion(name=name, box=rotate_box((f.box_x, f.box_y, f.box_w, f.box_h), photo.rotation))
+                for f, name in named
+            ),
+            orientation=compose_orientation(photo.orientation, photo.rotation),
+        )
+    return result
+
+
+def _manifest_row(photo: Photo, name: str, meta: PhotoMetadata, sidecar: bool) -> dict[str, Any]:
+    return {
+        "file": name,
+        "sidecar": f"{name}.xmp" if sidecar else None,
+        "photo_id": photo.id,
+        "original_filename": photo.filename,
+        "sha256_original": photo.sha256,
+        "content_type": photo.content_type,
+        "taken_at": photo.taken_at.isoformat() if photo.taken_at else None,
+        "taken_at_offset": photo.taken_at_offset,
+        "gps": {"lat": photo.gps_lat, "lon": photo.gps_lon, "alt": photo.gps_alt}
+        if photo.gps_lat is not None
+        else None,
+        "camera": " ".join(p for p in (photo.camera_make, photo.camera_model) if p) or None,
+        "caption": photo.caption,
+        "tags": sorted({name for name, _ in meta.tags}),
+        "people": list(meta.people),
+    }
+
+
+def export_batch(
+    context: JobContext, owner_id: str, photo_ids: list[str], params: dict[str, Any]
+) -> dict[str, str]:
+    export_id = params["export_id"]
+    stage = staging_dir(context.settings, export_id)
+    errors: dict[str, str] = {}
+    with context.sessions() as db:
+        export = db.get(Export, export_id)
+        if export is None:
+            return {pid: "the export was deleted" for pid in photo_ids}
+        if export.state == "queued":
+            export.state = "running"
+            db.commit()
+        photos = get_photos(db, owner_id=owner_id, photo_ids=photo_ids)
+        metadata = photo_metadata(db, photos)
+        names = dict(export.entries)
+    for photo in photos:
+        name = names[photo.id]
+        try:
+            original = context.store.read(photo.sha256)
+            written = write_metadata(original, photo.content_type, metadata[photo.id])
+            atomic_write(stage / "files" / name, written.data)
+            if written.sidecar_xmp is not None:
+                atomic_write(stage / "files" / f"{name}.xmp", written.sidecar_xmp)
+            row = _manifest_row(photo, name, metadata[photo.id], written.sidecar_xmp is not None)
+            atomic_write(stage / "rows" / f"{photo.id}.json", json.dumps(row).encode())
+        except FileNotFoundError:
+            errors[photo.id] = "the original is missing from storage"
+        except Exception as exc:  # one bad file must not sink the export
+            log.exception("export %s: photo %s failed", export_id, photo.id)
+            errors[photo.id] = f"could not write metadata: {exc}"
+    for photo_id in photo_ids:
+        if photo_id not in {p.id for p in photos}:
+            errors[photo_id] = "photo no longer exists"
+    return errors
+
+
+def _file_chunks(path: Path) -> Any:
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            yield chunk
+
+
+def finish_export(context: JobContext, owner_id: str, params: dict[str, Any]) -> None:
+    """Stream the staged files into the zip, add manifest.json and manifest.csv, drop the staging."""
+    export_id = params["export_id"]
+    settings = context.settings
+    stage = staging_dir(settings, export_id)
+    with context.sessions() as db:
+        export = db.get(Export, export_id)
+        if export is None:
+            return
+        order = list(export.entries.items())
+    rows = [
+        json.loads((stage / "rows" / f"{photo_id}.json").read_text())
+        for photo_id, _ in order
+        if (stage / "rows" / f"{photo_id}.json").is_file()
+    ]
+
+    def entries() -> Any:
+        for row in rows:
+            yield ZipEntry(row["file"], _file_chunks(stage / "files" / row["file"]))
+            if row["sidecar"]:
+                yield ZipEntry(row["sidecar"], _file_chunks(stage / "files" / row["sidecar"]))
+        yield ZipEntry(
+            "manifest.json", json.dumps({"export_id": export_id, "photos": rows}, indent=1).encode()
+        )
+        yield ZipEntry("manifest.csv", _manifest_csv(rows))
+
+    if not rows:
+        with context.sessions() as db:
+            export = db.get(Export, export_id)
+            if export is not None:
+                export.state, export.error, export.finished_at = (
+                    "failed",
+                    "no photo could be exported",
+                    utcnow(),
+                )
+                db.commit()
+        shutil.rmtree(stage, ignore_errors=True)
+        return
+    size = write_zip(zip_path(settings, export_id), entries())
+    shutil.rmtree(stage, ignore_errors=True)
+    with context.sessions() as db:
+        export = db.get(Export, export_id)
+        if export is not None:
+            export.state = "ready"
+            export.size_bytes = size
+            export.finished_at = utcnow()
+            db.commit()
+    log.info("export %s ready: %d photos, %d bytes", export_id, len(rows), size)
+
+
+def _manifest_csv(rows: list[dict[str, Any]]) -> bytes:
+    buffer = io.StringIO()
+    columns = [
+        "file",
+        "sidecar",
+        "photo_id",
+        "original_filename",
+        "taken_at",
+        "lat",
+        "lon",
+        "camera",
+        "caption",
+        "tags",
+        "people",
+    ]
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {
+                **{
+                    key: row[key]
+                    for key in (
+                        "file",
+                        "sidecar",
+                        "photo_id",
+                        "original_filename",
+                        "taken_at",
+                        "camera",
+                        "caption",
+                    )
+                },
+                "lat": row["gps"]["lat"] if row["gps"] else None,
+                "lon": row["gps"]["lon"] if row["gps"] else None,
+                "tags": ";".join(row["tags"]),
+                "people": ";".join(row["people"]),
+            }
+        )
+    return buffer.getvalue().encode()
+
+
+def cleanup_expired_exports(db: Session, settings: Settings) -> int:
+    """Expired exports lose their files; the row stays (state "expired") so a link answers clearly."""
+    expired = list(db.scalars(select(Export).where(Export.expires_at < utcnow(), Export.state != "expired")))
+    for export in expired:
+        zip_path(settings, export.id).unlink(missing_ok=True)
+        shutil.rmtree(staging_dir(settings, export.id), ignore_errors=True)
+        export.state = "expired"
+    db.commit()
+    return len(expired)
+
+
+def cleanup_task(context: JobContext) -> None:
+    with context.sessions() as db:
+        removed = cleanup_expired_exports(db, context.settings)
+    if removed:
+        log.info("removed %d expired exports", removed)
+
+
+def register() -> None:
+    register_job_type(
+        JobType(
+            name="export", handler=export_batch, batch_size=lambda settings: 16, on_finished=finish_export
+        )
+    )
