@@ -279,9 +279,19 @@ def recognise(db: Session, *, owner_id: str, photo_ids: list[str] | None = None)
             face.person_id, face.person_source, face.person_confidence = None, None, None
     named = 0
     if usable:
-        # The library's other faces let the classifier self-train from its surest matches.
+        # Every unnamed face of the library lets the classifier self-train from its surest matches.
+        pool = db.scalars(
+            select(Face.embedding).where(
+                Face.owner_id == owner_id,
+                or_(Face.person_source.is_(None), Face.person_source == "model"),
+                Face.recognisable.is_(True),
+                Face.embedding_model == model,
+            )
+        ).all()
         classifier = recognition.train(
-            _embeddings(labelled), [face.person_id for face in labelled], unlabelled=_embeddings(usable)
+            _embeddings(labelled),
+            [face.person_id for face in labelled],
+            unlabelled=np.stack([np.frombuffer(v, dtype=np.float32) for v in pool]),
         )
         predictions = classifier.predict(_embeddings(usable))
         by_photo: dict[str, list[tuple[str, recognition.Prediction]]] = defaultdict(list)

@@ -1,11 +1,13 @@
 """Faces and people through HTTP with the real models: label, recognise, unknowns, merge, split."""
 
+import io
 import json
 import time
 from collections import defaultdict
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from tests.api.test_jobs import wait_for_job
 from tests.api.test_tagging import wait_until_analysed
@@ -20,9 +22,7 @@ PHOTOS_PER_PERSON = 4
 @pytest.fixture(scope="module")
 def library(client: TestClient) -> tuple[OwnerAuth, dict[str, list[dict]]]:
     """A few photos of each of three people, uploaded and analysed; nobody named yet."""
-    by_person: dict[str, list[str]] = defaultdict(list)
-    for name, person in sorted(FACES_TRUTH.items()):
-        by_person[person].append(name)
+    by_person = photos_by_person()
     people = sorted(by_person)[:3]
     owner = new_owner(client)
     files = [
@@ -63,7 +63,7 @@ def test_faces_are_found_with_boxes_and_landmarks(library) -> None:
         for entry in entries:
             main = entry["face"]
             x, y, w, h = main["bbox"]
-            assert 0 <= x and 0 <= y and x + w <= 1.0001 and y + h <= 1.0001 and w > 0 and h > 0
+            assert min(x, y) >= 0 and x + w <= 1.0001 and y + h <= 1.0001 and min(w, h) > 0
             assert len(main["landmarks"]) == 5 and main["person"] is None
 
 
@@ -154,12 +154,36 @@ def test_split_and_merge(client: TestClient, library) -> None:
 
 def test_two_faces_of_one_photo_are_never_one_person(client: TestClient, library) -> None:
     owner, photos = library
-    multi = next((e for entries in photos.values() for e in entries if len(e["faces"]) > 1), None)
-    if multi is None:
-        pytest.skip("no photo with two faces among the samples")
-    ids = [f["id"] for f in multi["faces"][:2]]
+    alice, bob, _ = sorted(photos)
+    # One photo showing two people: two real portraits side by side.
+    left = Image.open(FACES_DIR / "images" / photos_by_person()[alice][-1]).convert("RGB")
+    right = Image.open(FACES_DIR / "images" / photos_by_person()[bob][-1]).convert("RGB")
+    height = max(left.height, right.height)
+    canvas = Image.new("RGB", (left.width + right.width, height), (255, 255, 255))
+    canvas.paste(left, (0, 0))
+    canvas.paste(right, (left.width, 0))
+    buffer = io.BytesIO()
+    canvas.save(buffer, "JPEG", quality=95)
+    result = client.post(
+        "/v1/photos", headers=owner.headers, files=[("files", ("pair.jpg", buffer.getvalue()))]
+    )
+    photo_id = result.json()["results"][0]["photo"]["id"]
+    wait_until_analysed(client, owner, [photo_id])
+    wait_for_recognition(client, owner)
+    faces = client.get(f"/v1/photos/{photo_id}/faces", headers=owner.headers).json()["items"]
+    assert len(faces) >= 2
+    named = [f["person"]["id"] for f in faces if f["person"]]
+    assert len(named) == len(set(named)), "the model named one person twice in a photo"
+    ids = [f["id"] for f in faces[:2]]
     response = client.post("/v1/faces/label", headers=owner.headers, json={"face_ids": ids, "name": "Dave"})
     assert response.status_code == 409 and response.headers["content-type"] == "application/problem+json"
+
+
+def photos_by_person() -> dict[str, list[str]]:
+    by_person: dict[str, list[str]] = defaultdict(list)
+    for name, person in sorted(FACES_TRUTH.items()):
+        by_person[person].append(name)
+    return by_person
 
 
 def test_clusters_group_unnamed_faces(client: TestClient, library) -> None:
