@@ -76,8 +76,13 @@ def run_trial(
         if face_ids:
             client.post("/v1/faces/label", json={"face_ids": face_ids, "name": person}).raise_for_status()
     wait_idle(client)
-    client.post("/v1/jobs", json={"type": "recognize"}).raise_for_status()
+    response = client.post("/v1/jobs", json={"type": "recognize"})
+    response.raise_for_status()
     wait_idle(client)
+    # A failed job would leave the previous names in place and score them silently.
+    job = client.get(f"/v1/jobs/{response.json()['id']}").json()
+    if job["state"] != "succeeded":
+        raise RuntimeError(f"recognize job {job['id']} ended {job['state']}: {job.get('errors')}")
     names = names_now(client)
     labelled = {p for photos in taught.values() for p in photos}
     taught_right = taught_total = stranger_right = stranger_total = 0

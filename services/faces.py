@@ -250,19 +250,37 @@ def suggest_clusters(db: Session, *, owner_id: str, min_size: int = 2) -> list[l
     return [[faces[i].id for i in group] for group in groups]
 
 
+def _teaching_faces(labelled: list[Face]) -> list[Face]:
+    """The user-labelled faces the classifier learns from.
+
+    Faces flagged not recognisable (too small or blurred) give noisy embeddings that can vouch for
+    other poor faces, so they teach only a person the user labelled with no recognisable face:
+    ignoring them there would silently leave a person the user taught untaught.
+    """
+    with_good_face = {face.person_id for face in labelled if face.recognisable}
+    return [face for face in labelled if face.recognisable or face.person_id not in with_good_face]
+
+
 def recognise(db: Session, *, owner_id: str, photo_ids: list[str] | None = None) -> int:
-    """Name the faces nobody labelled with the owner's classifier; returns how many got a name."""
+    """Name the faces nobody labelled with the owner's classifier; returns how many got a name.
+
+    Every face of the current embedding model is predicted, recognisable or not: a small or blurred
+    face is named only when its evidence clears the same bar as any other (with the confidence that
+    goes with it), it just never teaches the classifier (labels aside, see `_teaching_faces`) nor
+    joins the self-training pool.
+    """
     model = _current_embedding_model(db, owner_id)
     if model is None:
         return 0
-    labelled = list(
-        db.scalars(
-            select(Face).where(
-                Face.owner_id == owner_id,
-                Face.person_source == "user",
-                Face.person_id.is_not(None),
-                Face.recognisable.is_(True),
-                Face.embedding_model == model,
+    labelled = _teaching_faces(
+        list(
+            db.scalars(
+                select(Face).where(
+                    Face.owner_id == owner_id,
+                    Face.person_source == "user",
+                    Face.person_id.is_not(None),
+                    Face.embedding_model == model,
+                )
             )
         )
     )
@@ -272,14 +290,15 @@ def recognise(db: Session, *, owner_id: str, photo_ids: list[str] | None = None)
     if photo_ids is not None:
         query = query.where(Face.photo_id.in_(photo_ids))
     candidates = list(db.scalars(query))
-    usable = [f for f in candidates if labelled and f.recognisable and f.embedding_model == model]
+    usable = [f for f in candidates if labelled and f.embedding_model == model]
     usable_ids = {face.id for face in usable}
     for face in candidates:
         if face.id not in usable_ids:
             face.person_id, face.person_source, face.person_confidence = None, None, None
     named = 0
     if usable:
-        # Every unnamed face of the library lets the classifier self-train from its surest matches.
+        # Every unnamed recognisable face of the library lets the classifier self-train from its
+        # surest matches (a poor face would be a poor pseudo-label).
         pool = db.scalars(
             select(Face.embedding).where(
                 Face.owner_id == owner_id,
@@ -291,7 +310,8 @@ def recognise(db: Session, *, owner_id: str, photo_ids: list[str] | None = None)
         classifier = recognition.train(
             _embeddings(labelled),
             [face.person_id for face in labelled],
-            unlabelled=np.stack([np.frombuffer(v, dtype=np.float32) for v in pool]),
+            # Empty when every unnamed face is a poor one (they are still predicted).
+            unlabelled=np.stack([np.frombuffer(v, dtype=np.float32) for v in pool]) if pool else None,
         )
         predictions = classifier.predict(_embeddings(usable))
         by_photo: dict[str, list[tuple[str, recognition.Prediction]]] = defaultdict(list)
