@@ -65,7 +65,12 @@ class Photo(BaseModel):
     faces_count: int = 0
     place: Place | None = None
     quality: Quality | None = None
-    suggested_rotation: int | None = None
+    suggested_rotation: int | None = Field(
+        default=None,
+        description="for files without a camera orientation: clockwise turn (0/90/180/270) that makes the "
+        "photo upright, as suggested by the analysis; apply it with PATCH rotation",
+    )
+    suggested_rotation_confidence: float | None = None
 
 
 class PhotoPatch(BaseModel):
@@ -114,7 +119,8 @@ def photo_from_view(view: "PhotoViewLike") -> Photo:
         faces_count=view.faces_count,
         place=Place(**view.place) if view.place else None,
         quality=Quality(**view.quality) if view.quality else None,
-        suggested_rotation=view.suggested_rotation,
+        suggested_rotation=row.suggested_rotation,
+        suggested_rotation_confidence=row.suggested_rotation_confidence,
     )
 
 

@@ -25,6 +25,8 @@ from services.inference.models import ModelSet, get_models
 from services.inference.objects import Detection as ObjectDetection
 from services.jobs import JobContext, JobType, register_job_type
 from services.photos import get_photo, get_photos, owner_photo_ids
+from services.rotation import RotationSuggestion, needs_rotation_check, suggest_rotation
+from services.search.places import set_photo_place
 from services.tagging import DerivedTag, derive_tags, load_rules
 from services.tags import ModelTag, replace_model_tags
 
@@ -43,11 +45,18 @@ class PhotoFindings:
     faces: list[FaceResult]
     tags: list[DerivedTag]
     inference_ms: float
+    rotation: RotationSuggestion | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def analyse_images(images: list[Image.Image], models: ModelSet) -> list[PhotoFindings]:
-    """Run every model over a batch of upright images."""
+def analyse_images(
+    images: list[Image.Image], models: ModelSet, check_rotation: list[bool] | None = None
+) -> list[PhotoFindings]:
+    """Run every model over a batch of images (EXIF orientation applied).
+
+    check_rotation: per image, whether to look for a sideways or upside-down photo (costs three more
+    detector runs, so only for files that carry no camera orientation).
+    """
     if not images:
         return []
     rules = load_rules()
@@ -55,6 +64,16 @@ def analyse_images(images: list[Image.Image], models: ModelSet) -> list[PhotoFin
     detections = models.objects.detect(images, score_threshold=rules.objects.evidence_floor)
     labels = models.labels.predict(images, top_k=5)
     faces = models.faces.analyze(images)
+    rotations = [
+        suggest_rotation(
+            image, found, [f.detection.score for f in found_faces], models.objects, models.faces.detector
+        )
+        if check
+        else None
+        for image, found, found_faces, check in zip(
+            images, detections, faces, check_rotation or [False] * len(images), strict=True
+        )
+    ]
     per_photo_ms = (time.perf_counter() - started) * 1000 / len(images)
     return [
         PhotoFindings(
@@ -69,8 +88,11 @@ def analyse_images(images: list[Image.Image], models: ModelSet) -> list[PhotoFin
                 label_names=models.labels.class_names,
             ),
             inference_ms=per_photo_ms,
+            rotation=rotation,
         )
-        for photo_detections, photo_labels, photo_faces in zip(detections, labels, faces, strict=True)
+        for photo_detections, photo_labels, photo_faces, rotation in zip(
+            detections, labels, faces, rotations, strict=True
+        )
     ]
 
 
@@ -117,6 +139,10 @@ def store_findings(db: Session, photo: Photo, findings: PhotoFindings, models: M
         )
     )
     store_faces(db, photo, findings.faces, detector=models.faces.detector.name)
+    if findings.rotation is not None:
+        photo.suggested_rotation = findings.rotation.rotation
+        photo.suggested_rotation_confidence = round(findings.rotation.confidence, 3)
+    set_photo_place(photo)
     photo.analysis_state = "done"
     photo.analysis_error = None
     photos_changed(db, photo.owner_id, [photo.id])
@@ -132,6 +158,9 @@ def analyze_batch(
             photo.analysis_state = "running"
         db.commit()
         sources = {photo.id: photo.sha256 for photo in photos}
+        check_rotation = {
+            photo.id: needs_rotation_check(photo.orientation, photo.camera_make) for photo in photos
+        }
     for photo_id in photo_ids:
         if photo_id not in sources:
             errors[photo_id] = "photo no longer exists"
@@ -144,7 +173,7 @@ def analyze_batch(
     models = get_models()
     ids = list(images)
     try:
-        findings = analyse_images([images[i] for i in ids], models)
+        findings = analyse_images([images[i] for i in ids], models, [check_rotation[i] for i in ids])
     except Exception as exc:  # e.g. a missing model file: the photos are failed, not left "running"
         log.exception("analysis of %d photos failed", len(ids))
         errors.update({photo_id: f"analysis failed: {exc}" for photo_id in ids})
