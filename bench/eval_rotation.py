@@ -53,18 +53,15 @@ def main() -> None:
     suggested = [(t, s, c) for t, s, c in results if s != 0]
     print(f"photos: {len(results)}, {elapsed / max(1, len(results)):.2f} s each (all four rotations probed)")
     print(f"accuracy (right turn, incl. 'leave it'): {right / len(results):.3f}")
-    print(
-        f"non-zero suggestions: {len(suggested)}, right: {sum(t == s for t, s, _ in suggested) / max(1, len(suggested)):.3f}"
-    )
-    print(
-        f"turned photos found: {sum(t == s for t, s, _ in suggested) / max(1, sum(t != 0 for t, _, _ in results)):.3f}"
-    )
+    suggested_right = sum(t == s for t, s, _ in suggested)
+    turned = sum(t != 0 for t, _, _ in results)
+    print(f"non-zero suggestions: {len(suggested)}, right: {suggested_right / max(1, len(suggested)):.3f}")
+    print(f"turned photos found: {suggested_right / max(1, turned):.3f}")
     for low, high in ((0.5, 0.7), (0.7, 0.9), (0.9, 1.01)):
         band = [(t, s) for t, s, c in suggested if low <= c < high]
         if band:
-            print(
-                f"  confidence {low:.1f}-{high:.1f}: {len(band)} suggestions, {sum(t == s for t, s in band) / len(band):.3f} right"
-            )
+            share = sum(t == s for t, s in band) / len(band)
+            print(f"  confidence {low:.1f}-{high:.1f}: {len(band)} suggestions, {share:.3f} right")
 
 
 if __name__ == "__main__":
