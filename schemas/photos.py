@@ -118,7 +118,11 @@ def photo_from_view(view: "PhotoViewLike") -> Photo:
         tags=[Tag(**tag) for tag in view.tags],
         faces_count=view.faces_count,
         place=Place(**view.place) if view.place else None,
-        quality=Quality(**view.quality) if view.quality else None,
+        quality=Quality(
+            score=row.quality_score, issues=row.quality_issues or [], metrics=row.quality_metrics or {}
+        )
+        if row.quality_score is not None
+        else None,
         suggested_rotation=row.suggested_rotation,
         suggested_rotation_confidence=row.suggested_rotation_confidence,
     )

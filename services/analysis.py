@@ -25,6 +25,7 @@ from services.inference.models import ModelSet, get_models
 from services.inference.objects import Detection as ObjectDetection
 from services.jobs import JobContext, JobType, register_job_type
 from services.photos import get_photo, get_photos, owner_photo_ids
+from services.quality import QualityResult, assess_quality, jpeg_tables
 from services.rotation import RotationSuggestion, needs_rotation_check, suggest_rotation
 from services.search.places import set_photo_place
 from services.tagging import DerivedTag, derive_tags, load_rules
@@ -46,6 +47,7 @@ class PhotoFindings:
     tags: list[DerivedTag]
     inference_ms: float
     rotation: RotationSuggestion | None = None
+    quality: QualityResult | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -139,6 +141,10 @@ def store_findings(db: Session, photo: Photo, findings: PhotoFindings, models: M
         )
     )
     store_faces(db, photo, findings.faces, detector=models.faces.detector.name)
+    if findings.quality is not None:
+        photo.quality_score = findings.quality.score
+        photo.quality_issues = findings.quality.issues
+        photo.quality_metrics = findings.quality.metrics
     if findings.rotation is not None:
         photo.suggested_rotation = findings.rotation.rotation
         photo.suggested_rotation_confidence = round(findings.rotation.confidence, 3)
@@ -158,6 +164,7 @@ def analyze_batch(
             photo.analysis_state = "running"
         db.commit()
         sources = {photo.id: photo.sha256 for photo in photos}
+        original_sizes = {photo.id: (photo.width, photo.height) for photo in photos}
         check_rotation = {
             photo.id: needs_rotation_check(photo.orientation, photo.camera_make) for photo in photos
         }
@@ -165,15 +172,25 @@ def analyze_batch(
         if photo_id not in sources:
             errors[photo_id] = "photo no longer exists"
     images: dict[str, Image.Image] = {}
+    quant_tables: dict[str, Any] = {}
     for photo_id, sha256 in sources.items():
         try:
-            images[photo_id] = load_oriented(context.store.read(sha256), max_side=ANALYSIS_MAX_SIDE)
+            original = context.store.read(sha256)
+            images[photo_id] = load_oriented(original, max_side=ANALYSIS_MAX_SIDE)
+            quant_tables[photo_id] = jpeg_tables(original)
         except Exception as exc:  # one unreadable photo must not sink the batch
             errors[photo_id] = f"could not decode the original: {exc}"
     models = get_models()
     ids = list(images)
     try:
         findings = analyse_images([images[i] for i in ids], models, [check_rotation[i] for i in ids])
+        for photo_id, found in zip(ids, findings, strict=True):
+            found.quality = assess_quality(
+                images[photo_id],
+                jpeg_quant_tables=quant_tables[photo_id],
+                original_size=original_sizes[photo_id],
+                face_boxes=[face.detection.box for face in found.faces],
+            )
     except Exception as exc:  # e.g. a missing model file: the photos are failed, not left "running"
         log.exception("analysis of %d photos failed", len(ids))
         errors.update({photo_id: f"analysis failed: {exc}" for photo_id in ids})

@@ -1,5 +1,6 @@
 """The photo library: upload, list with filters, read, update, delete. No HTTP in here."""
 
+import io
 import logging
 import math
 from dataclasses import dataclass, field
@@ -12,9 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.models import Face, Photo, PhotoTag
+from services.enhance import enhance_low_light
 from services.errors import Invalid, NotFound, ShoeboxError
 from services.events import photos_changed, photos_deleted
-from services.images import inspect_image, make_thumbnail
+from services.images import inspect_image, load_oriented, make_thumbnail
 from services.jobs import create_job, job_type_names
 from services.pagination import decode_cursor, encode_cursor
 from services.settings import Settings
@@ -55,6 +57,7 @@ class PhotoFilters:
     any_tags: list[str] = field(default_factory=list)
     people: list[str] = field(default_factory=list)  # person ids, all of
     has_faces: bool | None = None
+    min_quality: float | None = None  # Photo.quality_score at least
 
     def validate(self) -> None:
         geo = (self.lat, self.lon, self.radius_km)
@@ -124,6 +127,7 @@ def _upload_one(
     store.put(data, sha256)
     try:
         db.add(photo)
+        db.flush()  # assigns photo.id, which the change listeners need
         photos_changed(db, owner_id, [photo.id])
         db.commit()
     except IntegrityError:
@@ -231,6 +235,8 @@ def apply_filters(query: Select[Any], filters: PhotoFilters) -> Select[Any]:
     if filters.has_faces is not None:
         any_face = select(Face.id).where(Face.photo_id == Photo.id).exists()
         query = query.where(any_face if filters.has_faces else ~any_face)
+    if filters.min_quality is not None:
+        query = query.where(Photo.quality_score >= filters.min_quality)
     if filters.lat is not None and filters.lon is not None and filters.radius_km is not None:
         # A bounding box first lets the (owner, lat, lon) index do the coarse work.
         dlat = filters.radius_km / 111.0
@@ -334,3 +340,17 @@ def after_upload(db: Session, *, owner_id: str, photo_ids: list[str]) -> None:
     if "analyze" in job_type_names():
         create_job(db, owner_id=owner_id, type="analyze", items=photo_ids)
         db.commit()
+
+
+def enhanced_path(store: BlobStore, photo: Photo, mode: Literal["low_light"]) -> Path:
+    """A derived, enhanced JPEG (made once, cached); the original is only read."""
+    if not store.exists(photo.sha256):
+        raise NotFound(f"the original of photo {photo.id} is missing from storage")
+
+    def make(original: bytes) -> bytes:
+        enhanced = enhance_low_light(load_oriented(original, rotation=photo.rotation))
+        buffer = io.BytesIO()
+        enhanced.save(buffer, "JPEG", quality=90)
+        return buffer.getvalue()
+
+    return store.get_or_make_derived(photo.sha256, f"{mode}.r{photo.rotation}.jpg", make)

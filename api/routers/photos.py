@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from enum import IntEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse, JSONResponse
@@ -47,6 +47,7 @@ def photo_filters(
     any_tags: Annotated[list[str] | None, Query(description="any of these tags")] = None,
     people: Annotated[list[str] | None, Query(description="person ids, all of")] = None,
     has_faces: bool | None = None,
+    min_quality: Annotated[float | None, Query(ge=0, le=100, description="quality score at least")] = None,
 ) -> PhotoFilters:
     return PhotoFilters(
         taken_after=taken_after,
@@ -59,6 +60,7 @@ def photo_filters(
         any_tags=split_list(any_tags),
         people=split_list(people),
         has_faces=has_faces,
+        min_quality=min_quality,
     )
 
 
@@ -256,6 +258,33 @@ def get_thumbnail(
         return Response(status_code=304, headers={"ETag": etag})
     return FileResponse(
         photo_service.thumbnail_path(store, row, int(size)),
+        media_type="image/jpeg",
+        headers={"ETag": etag, "Cache-Control": "private, max-age=86400"},
+    )
+
+
+@router.get(
+    "/{photo_id}/enhanced",
+    name="enhanced",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "the enhanced JPEG"}, **PROBLEMS},
+)
+def get_enhanced(
+    request: Request,
+    db: SessionDep,
+    owner: CurrentOwner,
+    store: StoreDep,
+    photo_id: str,
+    mode: Literal["low_light"] = "low_light",
+) -> Response:
+    """A derived image: `low_light` brightens and clears up a dark photo, keeping colours natural.
+    Made once and cached; the original is never changed."""
+    row = photo_service.get_photo(db, owner_id=owner, photo_id=photo_id)
+    etag = f'"{row.sha256}-{mode}-{row.rotation}"'
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    return FileResponse(
+        photo_service.enhanced_path(store, row, mode),
         media_type="image/jpeg",
         headers={"ETag": etag, "Cache-Control": "private, max-age=86400"},
     )
