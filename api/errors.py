@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from schemas.common import Problem
 from services.errors import ShoeboxError
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,12 @@ def problem_from_error(error: ShoeboxError, request: Request | None = None) -> d
 
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def problem_responses(extra: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a router: the 401 and 422 every route can answer, plus its own."""
+    described = {401: "missing or wrong API key", 422: "invalid request", **(extra or {})}
+    return {status: {"model": Problem, "description": text} for status, text in sorted(described.items())}
 
 
 _HTTP_SLUGS = {

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from api.errors import install_error_handlers
 from api.routers import ALL_ROUTERS
 from db.session import get_engine, session_factory, session_scope, upgrade_schema
-from services import analysis, exports, faces, integrity
+from services import analysis, exports, faces, integrity, search
 from services.inference.models import get_models
 from services.jobs import JobContext, JobRunner
 from services.owners import ensure_bootstrap_owner
@@ -32,6 +32,7 @@ def register_job_types() -> None:
     analysis.register()
     faces.register()
     exports.register()
+    search.register()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -146,8 +146,14 @@ def claim_next_job(db: Session, *, worker_id: str) -> Job | None:
     return None
 
 
-def run_job(context: JobContext, job_id: str, worker_id: str) -> None:
-    """Process a claimed job batch by batch, committing progress after each batch."""
+def run_job(
+    context: JobContext, job_id: str, worker_id: str, should_stop: Callable[[], bool] = lambda: False
+) -> None:
+    """Process a claimed job batch by batch, committing progress after each batch.
+
+    When the process is shutting down (`should_stop`), the job is handed back to the queue between
+    batches, so another process (or this one, restarted) resumes it at once.
+    """
     with context.sessions() as db:
         job = db.get(Job, job_id)
         if job is None:
@@ -160,6 +166,16 @@ def run_job(context: JobContext, job_id: str, worker_id: str) -> None:
             return
     batch_size = max(1, job_type.batch_size(context.settings))
     while position < len(items):
+        if should_stop():
+            with context.sessions() as db:
+                db.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.state == "running", Job.worker_id == worker_id)
+                    .values(state="queued", worker_id=None)
+                )
+                db.commit()
+            log.info("job %s handed back to the queue at %d/%d", job_id, position, len(items))
+            return
         batch = items[position : position + batch_size]
         try:
             errors = job_type.handler(context, owner_id, batch, params)
@@ -233,6 +249,9 @@ class JobRunner:
         self.worker_prefix = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     def start(self) -> None:
+        """Start the workers (again, after a stop)."""
+        self._stop.clear()
+        self._threads = []
         with self.context.sessions() as db:
             requeued = requeue_stale_jobs(db)
             db.commit()
@@ -246,7 +265,8 @@ class JobRunner:
     def wake(self) -> None:
         self._wake.set()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 120.0) -> None:
+        """Finish the batch in hand, hand unfinished jobs back, and wait for the threads."""
         self._stop.set()
         self._wake.set()
         for thread in self._threads:
@@ -276,7 +296,7 @@ class JobRunner:
                     job = claim_next_job(db, worker_id=worker_id)
                     job_id = job.id if job else None
                 if job_id is not None:
-                    run_job(self.context, job_id, worker_id)
+                    run_job(self.context, job_id, worker_id, should_stop=self._stop.is_set)
                     continue
             except Exception:
                 log.exception("job worker %s error", worker_id)

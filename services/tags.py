@@ -120,17 +120,19 @@ def add_user_tag(db: Session, *, owner_id: str, photo_id: str, name: str) -> Pho
     return tag
 
 
-def _tags_named(db: Session, photo_id: str, name: str) -> list[PhotoTag]:
-    return list(db.scalars(select(PhotoTag).where(PhotoTag.photo_id == photo_id, PhotoTag.name == name)))
+def _tags_named(db: Session, owner_id: str, photo_id: str, name: str) -> tuple[Photo, list[PhotoTag]]:
+    """The owner's photo and its tags of that name (of any kind); NotFound when there are none."""
+    photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
+    name = normalise_tag_name(name)
+    tags = list(db.scalars(select(PhotoTag).where(PhotoTag.photo_id == photo.id, PhotoTag.name == name)))
+    if not tags:
+        raise NotFound(f"photo {photo_id} has no tag {name!r}")
+    return photo, tags
 
 
 def set_tag_state(db: Session, *, owner_id: str, photo_id: str, name: str, state: TagState) -> list[PhotoTag]:
     """Confirm or reject every tag of that name on the photo (an object and a label may share a name)."""
-    photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
-    name = normalise_tag_name(name)
-    tags = _tags_named(db, photo.id, name)
-    if not tags:
-        raise NotFound(f"photo {photo_id} has no tag {name!r}")
+    photo, tags = _tags_named(db, owner_id, photo_id, name)
     for tag in tags:
         if tag.source == "user" and state != "confirmed":
             raise Invalid(
@@ -145,11 +147,7 @@ def set_tag_state(db: Session, *, owner_id: str, photo_id: str, name: str, state
 
 def remove_tag(db: Session, *, owner_id: str, photo_id: str, name: str) -> None:
     """A user tag is deleted; a model tag is rejected, so later analyses do not bring it back."""
-    photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
-    name = normalise_tag_name(name)
-    tags = _tags_named(db, photo.id, name)
-    if not tags:
-        raise NotFound(f"photo {photo_id} has no tag {name!r}")
+    photo, tags = _tags_named(db, owner_id, photo_id, name)
     for tag in tags:
         if tag.source == "user":
             db.delete(tag)

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from api.routers import exports, faces, health, jobs, people, photos, tags
+from api.routers import exports, faces, health, jobs, people, photos, search, tags
 
 ALL_ROUTERS: list[APIRouter] = [
     health.router,
@@ -10,6 +10,7 @@ ALL_ROUTERS: list[APIRouter] = [
     tags.router,
     faces.router,
     people.router,
+    search.router,
     exports.router,
     jobs.router,
 ]

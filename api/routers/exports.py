@@ -4,8 +4,8 @@ from fastapi import APIRouter, status
 from fastapi.responses import FileResponse, Response
 
 from api.deps import CurrentOwner, JobRunnerDep, SessionDep, SettingsDep
+from api.errors import problem_responses
 from db.models import Export as ExportRow
-from schemas.common import Problem
 from schemas.exports import Export, ExportCreate
 from services import exports as export_service
 from services.errors import Conflict, NotFound
@@ -14,12 +14,7 @@ from services.photos import PhotoFilters
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"])
 
-PROBLEMS = {
-    401: {"model": Problem, "description": "missing or wrong API key"},
-    404: {"model": Problem, "description": "no such export or photo for this owner"},
-    409: {"model": Problem, "description": "the zip is not ready"},
-    422: {"model": Problem, "description": "invalid request"},
-}
+PROBLEMS = problem_responses({404: "no such export or photo for this owner", 409: "the zip is not ready"})
 
 
 def export_out(db: SessionDep, export: ExportRow) -> Export:

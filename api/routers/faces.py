@@ -6,8 +6,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
 
 from api.deps import CurrentOwner, JobRunnerDep, SessionDep, StoreDep
+from api.errors import problem_responses
 from db.models import Face as FaceRow
-from schemas.common import Page, Problem
+from schemas.common import Page
 from schemas.faces import Face, FaceCluster, FaceClusters, FaceLabel, PersonRef
 from services import faces as face_service
 from services.faces import FaceOrder
@@ -15,12 +16,12 @@ from services.jobs import JobRunner
 
 router = APIRouter(tags=["faces"])
 
-PROBLEMS = {
-    401: {"model": Problem, "description": "missing or wrong API key"},
-    404: {"model": Problem, "description": "no such face, photo or person for this owner"},
-    409: {"model": Problem, "description": "two faces of one photo cannot be the same person"},
-    422: {"model": Problem, "description": "invalid request"},
-}
+PROBLEMS = problem_responses(
+    {
+        404: "no such face, photo or person for this owner",
+        409: "two faces of one photo cannot be the same person",
+    }
+)
 
 
 def face_out(face: FaceRow, names: dict[str, str]) -> Face:

@@ -5,18 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from api.deps import CurrentOwner, JobRunnerDep, SessionDep
-from schemas.common import Page, Problem
+from api.errors import problem_responses
+from schemas.common import Page
 from schemas.jobs import Job, JobCreate
 from services import jobs as job_service
 from services.photos import get_photo
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-PROBLEMS = {
-    401: {"model": Problem, "description": "missing or wrong API key"},
-    404: {"model": Problem, "description": "no such job for this owner"},
-    422: {"model": Problem, "description": "invalid request"},
-}
+PROBLEMS = problem_responses({404: "no such job for this owner"})
 
 
 @router.post("", name="create", status_code=status.HTTP_202_ACCEPTED, response_model=Job, responses=PROBLEMS)

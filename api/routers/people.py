@@ -6,9 +6,10 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
 
 from api.deps import CurrentOwner, JobRunnerDep, SessionDep
+from api.errors import problem_responses
 from api.routers.photos import FiltersDep
 from db.models import Person as PersonRow
-from schemas.common import Page, Problem
+from schemas.common import Page
 from schemas.faces import Person, PersonCreate, PersonMerge, PersonPatch
 from schemas.photos import Photo, photo_from_view
 from services import faces as face_service
@@ -19,12 +20,7 @@ from services.views import photo_views
 
 router = APIRouter(prefix="/v1/people", tags=["people"])
 
-PROBLEMS = {
-    401: {"model": Problem, "description": "missing or wrong API key"},
-    404: {"model": Problem, "description": "no such person for this owner"},
-    409: {"model": Problem, "description": "the name is taken"},
-    422: {"model": Problem, "description": "invalid request"},
-}
+PROBLEMS = problem_responses({404: "no such person for this owner", 409: "the name is taken"})
 
 
 def people_out(db: SessionDep, rows: list[PersonRow]) -> list[Person]:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFi
 from fastapi.responses import FileResponse, JSONResponse
 
 from api.deps import CurrentOwner, JobRunnerDep, SessionDep, SettingsDep, StoreDep
-from api.errors import problem_from_error, problem_response
+from api.errors import problem_from_error, problem_response, problem_responses
 from schemas.common import Page, Problem
 from schemas.photos import ObjectDetection, Photo, PhotoPatch, UploadResponse, UploadResult, photo_from_view
 from services import analysis
@@ -25,11 +25,7 @@ class ThumbnailSize(IntEnum):
     large = 1024
 
 
-PROBLEMS = {
-    401: {"model": Problem, "description": "missing or wrong API key"},
-    404: {"model": Problem, "description": "no such photo for this owner"},
-    422: {"model": Problem, "description": "invalid parameters"},
-}
+PROBLEMS = problem_responses({404: "no such photo for this owner"})
 
 
 def photo_filters(

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
 
 from api.deps import CurrentOwner, SessionDep
-from schemas.common import Page, Problem
+from api.errors import problem_responses
+from schemas.common import Page
 from schemas.photos import Photo, Tag, photo_from_view
 from schemas.tags import ReviewItem, TagCount, TagCreate, TagStateChange, TagVocabulary
 from services import tags as tag_service
@@ -15,11 +16,7 @@ from services.views import photo_view, photo_views
 
 router = APIRouter(tags=["tags"])
 
-PROBLEMS = {
-    401: {"model": Problem, "description": "missing or wrong API key"},
-    404: {"model": Problem, "description": "no such photo or tag for this owner"},
-    422: {"model": Problem, "description": "invalid request"},
-}
+PROBLEMS = problem_responses({404: "no such photo or tag for this owner"})
 TagKind = Literal["object", "label", "category", "user"]
 
 

@@ -86,8 +86,6 @@ def test_only_one_worker_claims_a_job(client: TestClient, owner: OwnerAuth) -> N
             thread.join()
         assert claims.count(job_id) == 1
     finally:
-        runner._stop.clear()
-        runner._threads.clear()
         runner.start()
 
 
@@ -123,3 +121,22 @@ def test_cancel_stops_a_job(client: TestClient, owner: OwnerAuth) -> None:
     assert client.get(f"/v1/jobs/{job_id}", headers=owner.headers).json()["state"] == "cancelled"
     listed = client.get("/v1/jobs", headers=owner.headers, params={"limit": 1})
     assert listed.status_code == 200 and len(listed.json()["items"]) == 1
+
+
+def test_a_job_interrupted_by_shutdown_goes_back_to_the_queue(client: TestClient, owner: OwnerAuth) -> None:
+    sessions = client.app.state.sessions
+    runner = client.app.state.job_runner
+    runner.stop()  # keep the app's own workers from picking the job up again during the check
+    try:
+        with sessions() as db:
+            job = create_job(db, owner_id=owner.id, type="verify", items=["a", "b"])
+            job.state, job.worker_id, job.heartbeat_at = "running", "stopping-worker", utcnow()
+            db.commit()
+            job_id = job.id
+        run_job(runner.context, job_id, "stopping-worker", should_stop=lambda: True)
+        with sessions() as db:
+            handed_back = db.get(Job, job_id)
+            assert (handed_back.state, handed_back.worker_id, handed_back.position) == ("queued", None, 0)
+    finally:
+        runner.start()
+    assert wait_for_job(client, owner, job_id)["state"] in ("succeeded", "failed")
