@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 
+from api import metrics
 from api.errors import install_error_handlers
 from api.routers import ALL_ROUTERS
 from db.session import get_engine, session_factory, session_scope, upgrade_schema
@@ -83,6 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response = await call_next(request)
         elapsed_ms = (time.perf_counter() - started) * 1000
         response.headers["X-Request-ID"] = request_id
+        # The route template, not the raw path, so ids do not explode the metric's label set.
+        route = request.scope.get("route")
+        metrics.record_request(
+            request.method, getattr(route, "path", "unmatched"), response.status_code, elapsed_ms / 1000
+        )
         log.info(
             "%s %s %d %.1fms id=%s",
             request.method,

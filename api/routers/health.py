@@ -1,9 +1,10 @@
 """Liveness and readiness."""
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
+from api import metrics
 from api.deps import SessionDep
 from services.readiness import model_readiness
 
@@ -30,3 +31,9 @@ def readyz(request: Request, db: SessionDep) -> JSONResponse:
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
     )
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def prometheus_metrics(db: SessionDep) -> PlainTextResponse:
+    """Prometheus text format: request counts and durations, photos, faces and jobs by state."""
+    return PlainTextResponse(metrics.render(db), media_type="text/plain; version=0.0.4")

@@ -169,3 +169,13 @@ def test_unexpected_errors_answer_500_without_internals(client: TestClient, owne
     assert response.status_code == 500
     body = response.json()
     assert body["request_id"] and "secret" not in json.dumps(body)
+
+
+def test_metrics_count_requests_and_photos(client: TestClient, library) -> None:
+    owner, _ = library
+    client.get("/v1/photos", headers=owner.headers)
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'shoebox_http_requests_total{method="GET",route="/v1/photos",status="200"}' in text
+    assert "shoebox_photos{" in text and "shoebox_jobs{" in text
