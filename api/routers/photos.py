@@ -13,7 +13,6 @@ from schemas.common import Page, Problem
 from schemas.photos import ObjectDetection, Photo, PhotoPatch, UploadResponse, UploadResult, photo_from_view
 from services import analysis
 from services import photos as photo_service
-from services.errors import TooLarge
 from services.photos import PhotoFilters, PhotoSort, UploadedFile
 from services.views import photo_view, photo_views
 
@@ -68,14 +67,6 @@ def split_list(values: list[str] | None) -> list[str]:
 FiltersDep = Annotated[PhotoFilters, Depends(photo_filters)]
 
 
-async def _read_upload(upload: UploadFile, max_bytes: int) -> bytes | TooLarge:
-    # Read at most one byte past the limit so an oversized file never sits whole in memory.
-    data = await upload.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        return TooLarge(f"the file is larger than the {max_bytes} byte limit")
-    return data
-
-
 @router.post(
     "",
     name="upload",
@@ -88,7 +79,7 @@ async def _read_upload(upload: UploadFile, max_bytes: int) -> bytes | TooLarge:
         415: {"model": Problem},
     },
 )
-async def upload(
+def upload(
     request: Request,
     db: SessionDep,
     owner: CurrentOwner,
@@ -99,23 +90,14 @@ async def upload(
 ) -> Response:
     """Upload photos. Each file answers created, duplicate (with the existing photo) or rejected."""
     results: list[UploadResult] = []
-    accepted: list[UploadedFile] = []
-    early_rejections: dict[int, UploadResult] = {}
     for index, upload_file in enumerate(files):
-        data = await _read_upload(upload_file, settings.max_upload_bytes)
+        # One file in memory at a time, and never more than one byte past the limit (which rejects it).
+        data = upload_file.file.read(settings.max_upload_bytes + 1)
         name = upload_file.filename or f"file{index + 1}"
-        if isinstance(data, TooLarge):
-            early_rejections[index] = UploadResult(
-                filename=name, status="rejected", error=Problem(**problem_from_error(data, request))
-            )
-            continue
-        accepted.append(UploadedFile(filename=name, data=data))
-    outcomes = iter(photo_service.upload_photos(db, store, settings, owner_id=owner, files=accepted))
-    for index in range(len(files)):
-        if index in early_rejections:
-            results.append(early_rejections[index])
-            continue
-        outcome = next(outcomes)
+        [outcome] = photo_service.upload_photos(
+            db, store, settings, owner_id=owner, files=[UploadedFile(filename=name, data=data)]
+        )
+        del data
         results.append(
             UploadResult(
                 filename=outcome.filename,
