@@ -166,7 +166,9 @@ def analyze_batch(
         sources = {photo.id: photo.sha256 for photo in photos}
         original_sizes = {photo.id: (photo.width, photo.height) for photo in photos}
         check_rotation = {
-            photo.id: needs_rotation_check(photo.orientation, photo.camera_make) for photo in photos
+            photo.id: context.settings.suggest_rotation
+            and needs_rotation_check(photo.orientation, photo.camera_make)
+            for photo in photos
         }
     for photo_id in photo_ids:
         if photo_id not in sources:

@@ -88,6 +88,30 @@ def create_job(
     return job
 
 
+def add_to_queued_job(db: Session, *, owner_id: str, type: str, items: list[str]) -> Job:
+    """Append items to the owner's queued job of this type, else create one: a client uploading one
+    file per request still gets its photos analysed in full batches."""
+    queued = db.scalars(
+        select(Job)
+        .where(Job.owner_id == owner_id, Job.type == type, Job.state == "queued")
+        .order_by(Job.created_at.desc())
+        .limit(1)
+    ).first()
+    if queued is not None:
+        merged = list(dict.fromkeys([*queued.items, *items]))
+        # Only while still queued and unchanged: a worker may claim it, or another request extend it.
+        extended = db.execute(
+            update(Job)
+            .where(Job.id == queued.id, Job.state == "queued", Job.total == queued.total)
+            .values(items=merged, total=len(merged))
+            .execution_options(synchronize_session=False)
+        )
+        if extended.rowcount == 1:
+            db.expire(queued)
+            return queued
+    return create_job(db, owner_id=owner_id, type=type, items=items)
+
+
 def get_job(db: Session, *, owner_id: str, job_id: str) -> Job:
     job = db.get(Job, job_id)
     if job is None or job.owner_id != owner_id:

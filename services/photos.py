@@ -17,7 +17,7 @@ from services.enhance import enhance_low_light
 from services.errors import Invalid, NotFound, ShoeboxError
 from services.events import photos_changed, photos_deleted
 from services.images import inspect_image, load_oriented, make_thumbnail
-from services.jobs import create_job, job_type_names
+from services.jobs import add_to_queued_job, job_type_names
 from services.pagination import decode_cursor, encode_cursor
 from services.settings import Settings
 from services.storage import BlobStore, sha256_hex
@@ -336,9 +336,9 @@ def thumbnail_path(store: BlobStore, photo: Photo, size: int) -> Path:
 
 
 def after_upload(db: Session, *, owner_id: str, photo_ids: list[str]) -> None:
-    """New photos are analysed automatically, in one batched job per upload request."""
+    """New photos are analysed automatically, batched with other photos still waiting for analysis."""
     if "analyze" in job_type_names():
-        create_job(db, owner_id=owner_id, type="analyze", items=photo_ids)
+        add_to_queued_job(db, owner_id=owner_id, type="analyze", items=photo_ids)
         db.commit()
 
 

@@ -1,8 +1,8 @@
 """Sideways or upside-down photos without an EXIF orientation: which rotation makes them upright.
 
 Upright content is what the detectors were trained on, so they find people, faces and objects most
-confidently the right way up. The analysis already ran them on the photo as stored; only when that
-found nothing convincing are the three other rotations of a small copy tried.
+confidently the right way up. The analysis already ran them on the photo as stored; unless that found
+clearly upright content, the three other rotations of a small copy are tried.
 """
 
 from dataclasses import dataclass
@@ -21,6 +21,9 @@ MIN_GAIN = 0.25
 PROBE_SIDE = 640
 FACE_WEIGHT = 2.0
 TOP_OBJECTS = 5
+# Upright evidence this strong as stored means the photo is the right way up: the other rotations are
+# not tried. Skips about half of upright photos while losing ~2% of right suggestions (same bench).
+CLEARLY_UPRIGHT = 2.0
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,14 @@ def suggest_rotation(
     faces: FaceDetector,
 ) -> RotationSuggestion:
     """The clockwise rotation (0/90/180/270) that makes `image` upright, with a confidence in 0..1."""
+    stored = upright_evidence(stored_detections, stored_face_scores)
+    if stored >= CLEARLY_UPRIGHT:
+        return RotationSuggestion(0, 0.9)
     probe = image.copy()
     probe.thumbnail((PROBE_SIDE, PROBE_SIDE))
     # Image.rotate turns counter-clockwise, so -r shows what a clockwise rotation by r gives.
     candidates = [probe.rotate(-r, expand=True) for r in ROTATIONS[1:]]
-    evidence = [upright_evidence(stored_detections, stored_face_scores)]
+    evidence = [stored]
     for found, found_faces in zip(objects.detect(candidates), faces.detect(candidates), strict=True):
         evidence.append(upright_evidence(found, [f.score for f in found_faces]))
     scores = np.asarray(evidence)

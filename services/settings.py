@@ -26,11 +26,15 @@ class Settings(BaseSettings):
     bootstrap_key: str | None = None
 
     # Inference
-    onnx_intra_op_threads: int = 0  # 0 lets onnxruntime choose
+    # Threads per model session; 0 picks half the cores (sessions run side by side with the job worker
+    # and the API, and oversubscribed thread pools spin against each other on small machines).
+    onnx_intra_op_threads: int = 0
     onnx_inter_op_threads: int = 1
     onnx_providers: list[str] | None = None  # None: CUDA when available, then CPU
     load_models_at_start: bool = False
     analysis_batch_size: int = 8
+    # Look for sideways photos among files without a camera orientation (costs up to 3 detector runs).
+    suggest_rotation: bool = True
 
     # Jobs
     job_workers: int = 1

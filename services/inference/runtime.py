@@ -1,6 +1,7 @@
 """The one owner of ONNX Runtime sessions: provider choice, threads, a per-process session cache."""
 
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -32,8 +33,12 @@ class OnnxSession:
         if not path.is_file():
             raise ModelMissing(f"model file {path.name} is not in {path.parent}; run `make models`")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = settings.onnx_intra_op_threads
+        options.intra_op_num_threads = settings.onnx_intra_op_threads or max(1, (os.cpu_count() or 2) // 2)
         options.inter_op_num_threads = settings.onnx_inter_op_threads
+        # Idle threads must sleep, not spin: several sessions share the cores with the API and workers.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Photos come in many sizes; a per-shape memory plan would grow without bound.
+        options.enable_mem_pattern = False
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.path = path
         self.session = ort.InferenceSession(

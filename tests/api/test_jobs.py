@@ -140,3 +140,18 @@ def test_a_job_interrupted_by_shutdown_goes_back_to_the_queue(client: TestClient
     finally:
         runner.start()
     assert wait_for_job(client, owner, job_id)["state"] in ("succeeded", "failed")
+
+
+def test_uploads_waiting_for_analysis_share_one_job(client: TestClient, owner: OwnerAuth) -> None:
+    runner = client.app.state.job_runner
+    runner.stop()  # nothing claims the queued job while the uploads arrive
+    try:
+        names = sorted(EXIF_TRUTH)[:3]
+        for name in names:
+            upload(client, owner, [(name, (EXIF_DIR / "images" / name).read_bytes())])
+        queued = client.get("/v1/jobs", headers=owner.headers, params={"state": "queued"}).json()["items"]
+        analyze = [job for job in queued if job["type"] == "analyze"]
+        assert len(analyze) == 1 and analyze[0]["total"] == 3
+    finally:
+        runner.start()
+    assert wait_for_job(client, owner, analyze[0]["id"], timeout=120)["done"] == 3
