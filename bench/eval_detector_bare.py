@@ -15,7 +15,6 @@ import argparse
 import json
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from services.inference.objects import Detection, load_object_detector
 from services.tagging import derive_tags, load_rules
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _detection_metrics import Box
+from _detection_metrics import map50 as box_map50
+
 TAG_THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 MAP_CONF = 0.001
 
@@ -35,65 +38,12 @@ def xywh_to_xyxy(box: tuple[float, float, float, float]) -> np.ndarray:
     return np.array([x, y, x + w, y + h])
 
 
-def iou_one_to_many(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    iw = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
-    ih = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
-    inter = iw * ih
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return inter / (area + areas - inter + 1e-12)
-
-
-def ap_101(tp: np.ndarray, n_gt: int) -> float:
-    """COCO 101-point interpolated AP from detections already sorted by descending score."""
-    if n_gt == 0:
-        return float("nan")
-    if tp.size == 0:
-        return 0.0
-    ctp = np.cumsum(tp)
-    cfp = np.cumsum(1 - tp)
-    recall = ctp / n_gt
-    precision = ctp / np.maximum(ctp + cfp, 1e-12)
-    # Monotone precision envelope, then sample at recall 0, 0.01, ..., 1.
-    envelope = np.maximum.accumulate(precision[::-1])[::-1]
-    points = np.linspace(0, 1, 101)
-    idx = np.searchsorted(recall, points, side="left")
-    sampled = np.where(idx < envelope.size, envelope[np.minimum(idx, envelope.size - 1)], 0.0)
-    return float(sampled.mean())
-
-
 def map50(preds: dict[str, list[Detection]], gt: dict[str, list[dict]]) -> tuple[float, dict[str, float]]:
-    """Per-class AP at IoU 0.5 with greedy matching of detections (highest score first) to GT boxes."""
-    gt_boxes: dict[tuple[str, str], np.ndarray] = {}
-    n_gt: dict[str, int] = defaultdict(int)
-    for img, objs in gt.items():
-        by_cls: dict[str, list[list[float]]] = defaultdict(list)
-        for o in objs:
-            by_cls[o["class_name"]].append(o["bbox_xyxy_normalised"])
-        for cls, boxes in by_cls.items():
-            gt_boxes[(img, cls)] = np.asarray(boxes, dtype=np.float64)
-            n_gt[cls] += len(boxes)
-    dets: dict[str, list[tuple[float, str, np.ndarray]]] = defaultdict(list)
-    for img, ds in preds.items():
-        for d in ds:
-            dets[d.class_name].append((d.score, img, xywh_to_xyxy(d.box)))
-    aps: dict[str, float] = {}
-    for cls in sorted(n_gt):
-        ranked = sorted(dets.get(cls, []), key=lambda t: -t[0])
-        used: dict[str, np.ndarray] = {}
-        tp = np.zeros(len(ranked))
-        for k, (_, img, box) in enumerate(ranked):
-            boxes = gt_boxes.get((img, cls))
-            if boxes is None:
-                continue
-            taken = used.setdefault(img, np.zeros(len(boxes), dtype=bool))
-            ious = np.where(taken, -1.0, iou_one_to_many(box, boxes))
-            best = int(np.argmax(ious))
-            if ious[best] >= 0.5:
-                taken[best] = True
-                tp[k] = 1
-        aps[cls] = ap_101(tp, n_gt[cls])
-    return float(np.mean(list(aps.values()))), aps
+    boxes = {
+        image: [Box(d.class_name, d.score, tuple(float(v) for v in xywh_to_xyxy(d.box))) for d in found]
+        for image, found in preds.items()
+    }
+    return box_map50(boxes, gt)
 
 
 def tag_prf(
