@@ -8,7 +8,7 @@ the version it has applied and reads only the documents changed since.
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models import Base
@@ -45,4 +45,7 @@ class PhotoSearchDoc(Base):
     length: Mapped[float] = mapped_column(Float, default=0.0)
     # A short sentence of what the models saw, for the semantic (sentence-embedding) comparison.
     summary: Mapped[str] = mapped_column(Text, default="")
+    # The summary's sentence embedding (float32, unit length) and the text model that made it.
+    summary_vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    summary_model: Mapped[str | None] = mapped_column(String(100), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

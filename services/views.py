@@ -25,9 +25,20 @@ def photo_views(db: Session, photos: list[Photo]) -> list[PhotoView]:
     tags = tags_for_photos(db, photo_ids)
     faces = faces_count_for_photos(db, photo_ids)
     return [
-        PhotoView(photo=photo, tags=[tag_dict(tag) for tag in tags[photo.id]], faces_count=faces[photo.id])
+        PhotoView(
+            photo=photo,
+            tags=[tag_dict(tag) for tag in tags[photo.id]],
+            faces_count=faces[photo.id],
+            place=_place(photo),
+        )
         for photo in photos
     ]
+
+
+def _place(photo: Photo) -> dict[str, str | None] | None:
+    if not (photo.place_city or photo.place_region or photo.place_country):
+        return None
+    return {"city": photo.place_city, "region": photo.place_region, "country": photo.place_country}
 
 
 def photo_view(db: Session, photo: Photo) -> PhotoView:

@@ -11,6 +11,7 @@ from services import exports as export_service
 from services.errors import Conflict, NotFound
 from services.jobs import get_job
 from services.photos import PhotoFilters
+from services.search.service import search_photo_ids
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"])
 
@@ -44,14 +45,18 @@ def export_out(db: SessionDep, export: ExportRow) -> Export:
 )
 def create_export(db: SessionDep, owner: CurrentOwner, runner: JobRunnerDep, body: ExportCreate) -> Export:
     """Export photos chosen by id or by a search. The zip is built by a job; poll the export."""
-    if body.search is not None:
-        fields = body.search.model_dump(exclude={"q", "min_quality"})
-        filters = PhotoFilters(**fields)
+    if body.search is None:
+        photo_ids = export_service.resolve_photo_ids(
+            db, owner_id=owner, photo_ids=body.photo_ids, filters=None
+        )
     else:
-        filters = None
-    photo_ids = export_service.resolve_photo_ids(
-        db, owner_id=owner, photo_ids=body.photo_ids, filters=filters
-    )
+        filters = PhotoFilters(**body.search.model_dump(exclude={"q"}))
+        query = (body.search.q or "").strip()
+        photo_ids = (
+            search_photo_ids(db, owner_id=owner, query=query, filters=filters)
+            if query
+            else export_service.resolve_photo_ids(db, owner_id=owner, photo_ids=None, filters=filters)
+        )
     export = export_service.create_export(
         db, owner_id=owner, photo_ids=photo_ids, request=body.model_dump(mode="json", exclude_none=True)
     )

@@ -137,6 +137,13 @@ def test_export_by_search_and_errors(client: TestClient, exported) -> None:
     assert created.status_code == 202
     export = wait_for_export(client, owner, created.json()["id"])
     assert (export["state"], export["total"]) == ("ready", 1)
+    by_words = client.post("/v1/exports", headers=owner.headers, json={"search": {"q": "holiday"}})
+    assert by_words.status_code == 202
+    found = client.get("/v1/search", headers=owner.headers, params={"q": "holiday", "limit": 100}).json()[
+        "items"
+    ]
+    assert any("holiday" in {t["name"] for t in hit["photo"]["tags"]} for hit in found)
+    assert wait_for_export(client, owner, by_words.json()["id"])["total"] == len(found) < len(photos)
     stranger = new_owner(client)
     assert client.get(f"/v1/exports/{export['id']}", headers=stranger.headers).status_code == 404
     assert client.get(f"/v1/exports/{export['id']}/download", headers=stranger.headers).status_code == 404

@@ -1,0 +1,46 @@
+"""Search request and response models (SPEC section 5: search, by-image, similar, duplicates)."""
+
+from pydantic import BaseModel, Field
+
+from schemas.photos import Photo
+
+
+class Match(BaseModel):
+    """One reason a photo came back."""
+
+    field: str = Field(
+        description="where it matched: tag (user tag), object, label, category, person, caption, place, "
+        "date, camera, filename, content (the photo's content as a whole, by meaning) or image"
+    )
+    value: str = Field(description="the photo's value that matched, e.g. the tag name or the place")
+    query: str | None = Field(
+        default=None, description="the query word (or whole query) it matched; null for image search"
+    )
+    similarity: float | None = Field(
+        default=None, description="cosine similarity when the match is by meaning or by image"
+    )
+    weight: float = Field(description="how much this match counted, for ordering the reasons")
+
+
+class SearchHit(BaseModel):
+    photo: Photo
+    score: float = Field(description="relevance; higher is better, comparable within one result list")
+    matched: list[Match] = Field(default_factory=list)
+
+
+class SearchPage(BaseModel):
+    items: list[SearchHit]
+    next_cursor: str | None = None
+
+
+class DuplicateGroup(BaseModel):
+    photos: list[Photo] = Field(description="the near-duplicates, best shot first")
+    best_photo_id: str
+    size: int
+    similarity: float = Field(description="lowest image-embedding cosine between linked photos of the group")
+    best_by: str = Field(description="how the best shot was chosen: quality_score or resolution_sharpness")
+
+
+class DuplicatePage(BaseModel):
+    items: list[DuplicateGroup]
+    next_cursor: str | None = None
