@@ -1,6 +1,7 @@
 """Export MTCNN's P-, R- and O-nets to ONNX from the weights bundled in the facenet-pytorch wheel.
 
-Export-time only (needs torch; `pip install torch==2.13.0` and `pip install --no-deps facenet-pytorch==2.6.0`).
+Export-time only: needs torch (`pip install torch==2.13.0`) and
+`pip install --no-deps facenet-pytorch==2.6.0`.
 The facenet_pytorch module itself is never imported: it imports torchvision, which has no CPU
 build here. Only its data files (`facenet_pytorch/data/{pnet,rnet,onet}.pt`, plain state dicts) are
 read, into network definitions written out below with the same layer names.
@@ -33,7 +34,8 @@ def weights_dir() -> Path:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            f"{PACKAGE} is not installed; run `pip install --no-deps facenet-pytorch==2.6.0` (export time only)"
+            f"{PACKAGE} is not installed; run `pip install --no-deps facenet-pytorch==2.6.0` "
+            "(export time only)"
         )
     data = Path(next(iter(spec.submodule_search_locations))) / "data"
     missing = [n for n in FILES if not (data / f"{n}.pt").is_file()]
