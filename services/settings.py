@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     onnx_providers: list[str] | None = None  # None: CUDA when available, then CPU
     load_models_at_start: bool = False
     analysis_batch_size: int = 8
+    # Analyse new photos automatically (off: only `POST /v1/jobs {"type": "analyze"}` does).
+    analyze_on_upload: bool = True
     # Look for sideways photos among files without a camera orientation (costs up to 3 detector runs).
     suggest_rotation: bool = True
 

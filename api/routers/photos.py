@@ -107,7 +107,7 @@ def upload(
             )
         )
     created = [r.photo.id for r in results if r.status == "created" and r.photo]
-    if created:
+    if created and settings.analyze_on_upload:
         photo_service.after_upload(db, owner_id=owner, photo_ids=created)
         if runner is not None:
             runner.wake()
