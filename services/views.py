@@ -12,12 +12,12 @@ from services.tags import tag_dict, tags_for_photos
 
 @dataclass
 class PhotoView:
+    """The photo row (its own columns: EXIF, quality, rotation) plus what other tables say about it."""
+
     photo: Photo
     tags: list[dict[str, Any]] = field(default_factory=list)
     faces_count: int = 0
     place: dict[str, str | None] | None = None
-    quality: dict[str, Any] | None = None
-    suggested_rotation: int | None = None
 
 
 def photo_views(db: Session, photos: list[Photo]) -> list[PhotoView]:
