@@ -51,7 +51,7 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     right = sum(t == s for t, s, _ in results)
     suggested = [(t, s, c) for t, s, c in results if s != 0]
-    print(f"photos: {len(results)}, {elapsed / max(1, len(results)):.2f} s each (other turns probed unless clearly upright)")
+    print(f"photos: {len(results)}, {elapsed / max(1, len(results)):.2f} s each")
     print(f"accuracy (right turn, incl. 'leave it'): {right / len(results):.3f}")
     suggested_right = sum(t == s for t, s, _ in suggested)
     turned = sum(t != 0 for t, _, _ in results)
