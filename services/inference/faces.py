@@ -140,9 +140,10 @@ class FaceDetector(ABC):
 class YuNetDetector(FaceDetector):
     """OpenCV Zoo YuNet (MODELS.md section 6): one anchor per cell, strides 8/16/32, BGR 0..255.
 
-    Images are resized so the long side is `target_side` (down for big photos: speed; up for small
-    web images: YuNet misses faces that fill a tiny frame less than ones it sees at its trained scale),
-    within [1/max_downscale, max_upscale], then zero-padded to a multiple of 32.
+    Images are resized so the long side is `target_side`, then zero-padded to a multiple of 32: down
+    for big photos (speed), up (at most `max_upscale` times) for small web images, whose faces YuNet
+    localises better at its trained scale. On the faces set (140-380 px photos) upscaling up to 3x
+    raised k=1 identification from 0.965 (none) and 0.973 (2x) to 0.978; bench/reports/face_detectors.md.
     """
 
     def __init__(
@@ -150,7 +151,7 @@ class YuNetDetector(FaceDetector):
         entry: ModelEntry | None = None,
         settings: Settings | None = None,
         target_side: int = 640,
-        max_upscale: float = 2.0,
+        max_upscale: float = 3.0,
         score_threshold: float | None = None,
         nms_iou: float | None = None,
     ) -> None:
@@ -220,8 +221,9 @@ class MtcnnDetector(FaceDetector):
     """MTCNN cascade (Zhang et al. 2016) around the three exported nets, following facenet-pytorch.
 
     P-net runs fully convolutionally over an image pyramid; its candidates from every image are then
-    checked by R-net and O-net in batches. Images smaller than `min_side` are upscaled first, which
-    lets the pyramid reach faces below min_face_px in tiny web images.
+    checked by R-net and O-net in batches. Images whose short side is below `min_side` are upscaled
+    first: in small web images that lets the pyramid see faces near its 20 px floor at a scale where
+    O-net's landmarks are accurate (k=1 identification 0.971 -> 0.985 on the faces set).
     """
 
     def __init__(
@@ -231,7 +233,7 @@ class MtcnnDetector(FaceDetector):
         min_face_px: float | None = None,
         thresholds: Sequence[float] | None = None,
         scale_factor: float | None = None,
-        min_side: int = 0,
+        min_side: int = 320,
         max_side: int = 1280,
         batch_size: int = 256,
     ) -> None:
