@@ -133,7 +133,13 @@ def _sharpness_at(store: BlobStore, photo: Photo, side: int) -> float:
 
 def best_first(store: BlobStore, photos: list[Photo]) -> tuple[list[Photo], str]:
     if photos and all(photo.quality_score is not None for photo in photos):
-        return sorted(photos, key=lambda p: (-(p.quality_score or 0.0), p.id)), "quality_score"
+        # A copy with under half the pixels of the largest is a derivative, not a better shot, however
+        # its metrics read (a downscaled copy can even measure sharper): full-size copies rank first.
+        largest_pixels = max(photo.width * photo.height for photo in photos)
+        return sorted(
+            photos,
+            key=lambda p: (p.width * p.height * 2 < largest_pixels, -(p.quality_score or 0.0), p.id),
+        ), "quality_score"
     largest = max(photo.width * photo.height for photo in photos)
     side = min(SHARPNESS_SIDE, *(max(photo.width, photo.height) for photo in photos))
     sharp = {photo.id: _sharpness_at(store, photo, side) for photo in photos}
