@@ -173,36 +173,27 @@ def upload_folder(client: httpx.Client, paths: Sequence[Path], chunk: int = 16) 
     return ids
 
 
-def list_jobs(client: httpx.Client) -> list[dict[str, Any]]:
-    jobs: list[dict[str, Any]] = []
+def list_all(client: httpx.Client, path: str, limit: int) -> list[dict[str, Any]]:
+    """Every item of a paginated listing, following next_cursor."""
+    items: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
-        params: dict[str, Any] = {"limit": 200}
-        if cursor:
-            params["cursor"] = cursor
-        page = client.get("/v1/jobs", params=params)
+        params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        page = client.get(path, params=params)
         page.raise_for_status()
         body = page.json()
-        jobs.extend(body["items"])
+        items.extend(body["items"])
         cursor = body.get("next_cursor")
         if not cursor:
-            return jobs
+            return items
+
+
+def list_jobs(client: httpx.Client) -> list[dict[str, Any]]:
+    return list_all(client, "/v1/jobs", 200)
 
 
 def list_photos(client: httpx.Client) -> list[dict[str, Any]]:
-    photos: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 500}
-        if cursor:
-            params["cursor"] = cursor
-        page = client.get("/v1/photos", params=params)
-        page.raise_for_status()
-        body = page.json()
-        photos.extend(body["items"])
-        cursor = body.get("next_cursor")
-        if not cursor:
-            return photos
+    return list_all(client, "/v1/photos", 500)
 
 
 def wait_for_analysis(

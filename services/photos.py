@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 PhotoSort = Literal["taken_at", "-taken_at", "uploaded_at", "-uploaded_at"]
 EARTH_RADIUS_KM = 6371.0088
+# Enhanced derivatives are for viewing: capped so a 50 MP photo takes a second, not a minute.
+ENHANCED_MAX_SIDE = 2560
 # NULL capture times sort last in both directions; these stand in for them in the sort key.
 _FAR_FUTURE = datetime(9999, 12, 31)
 _FAR_PAST = datetime(1, 1, 1)
@@ -348,7 +350,9 @@ def enhanced_path(store: BlobStore, photo: Photo, mode: Literal["low_light"]) ->
         raise NotFound(f"the original of photo {photo.id} is missing from storage")
 
     def make(original: bytes) -> bytes:
-        enhanced = enhance_low_light(load_oriented(original, rotation=photo.rotation))
+        enhanced = enhance_low_light(
+            load_oriented(original, max_side=ENHANCED_MAX_SIDE, rotation=photo.rotation)
+        )
         buffer = io.BytesIO()
         enhanced.save(buffer, "JPEG", quality=90)
         return buffer.getvalue()

@@ -42,7 +42,6 @@ __all__ = [
     "MtcnnDetector",
     "YuNetDetector",
     "align_face",
-    "analyze_faces",
     "face_quality",
     "load_face_detector",
     "nms",
@@ -541,14 +540,3 @@ class FaceAnalyzer:
                 k += 1
             results.append(per_image)
         return results
-
-
-_default_analyzer: FaceAnalyzer | None = None
-
-
-def analyze_faces(images: Sequence[Image.Image]) -> list[list[FaceResult]]:
-    """analyze() with the manifest's default detector and embedder (created on first use)."""
-    global _default_analyzer
-    if _default_analyzer is None:
-        _default_analyzer = FaceAnalyzer()
-    return _default_analyzer.analyze(images)

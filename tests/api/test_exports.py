@@ -5,7 +5,6 @@ import io
 import json
 import shutil
 import subprocess
-import time
 import zipfile
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.api.test_faces import FACES_DIR, FACES_TRUTH
+from tests.api.test_jobs import wait_for_state
 from tests.api.test_photos_upload import EXIF_DIR, EXIF_TRUTH
 from tests.api.test_tagging import wait_until_analysed
 from tests.conftest import OwnerAuth, new_owner
@@ -32,13 +32,8 @@ def as_list(value: object) -> list:
 
 
 def wait_for_export(client: TestClient, owner: OwnerAuth, export_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        export = client.get(f"/v1/exports/{export_id}", headers=owner.headers).json()
-        if export["state"] in ("ready", "failed", "cancelled"):
-            return export
-        time.sleep(0.1)
-    raise AssertionError(f"export did not finish: {export}")
+    final = ("ready", "failed", "cancelled")
+    return wait_for_state(client, owner, f"/v1/exports/{export_id}", final, timeout)
 
 
 @pytest.fixture(scope="module")

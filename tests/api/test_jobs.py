@@ -13,14 +13,21 @@ from tests.api.test_photos_upload import EXIF_DIR, EXIF_TRUTH, upload
 from tests.conftest import OwnerAuth
 
 
-def wait_for_job(client: TestClient, owner: OwnerAuth, job_id: str, timeout: float = 60) -> dict:
+def wait_for_state(
+    client: TestClient, owner: OwnerAuth, path: str, final: tuple[str, ...], timeout: float = 60
+) -> dict:
+    """Poll a resource until its `state` is one of `final`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}", headers=owner.headers).json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
-            return job
+        resource = client.get(path, headers=owner.headers).json()
+        if resource["state"] in final:
+            return resource
         time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish: {job}")
+    raise AssertionError(f"{path} did not finish: {resource}")
+
+
+def wait_for_job(client: TestClient, owner: OwnerAuth, job_id: str, timeout: float = 60) -> dict:
+    return wait_for_state(client, owner, f"/v1/jobs/{job_id}", ("succeeded", "failed", "cancelled"), timeout)
 
 
 def upload_some(client: TestClient, owner: OwnerAuth, count: int) -> list[str]:
