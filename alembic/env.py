@@ -3,8 +3,8 @@
 from sqlalchemy import engine_from_config, pool
 
 from alembic import context
+from core.config import get_settings
 from db.models import Base
-from services.settings import get_settings
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or get_settings().database_url

@@ -7,11 +7,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from services.errors import Unauthorized
-from services.jobs import JobRunner
-from services.owners import authenticate
-from services.settings import Settings
-from services.storage import BlobStore
+from core.config import Settings
+from core.errors import Unauthorized
+from core.storage import BlobStore
+from services.jobs.service import JobRunner
+from services.owners.service import authenticate
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <api key>")
 

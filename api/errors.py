@@ -8,8 +8,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.errors import ShoeboxError
 from schemas.common import Problem
-from services.errors import ShoeboxError
 
 log = logging.getLogger(__name__)
 

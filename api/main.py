@@ -9,16 +9,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 
+import services.analysis.service as analysis
+import services.exports.service as exports
+import services.faces.service as faces
+import services.photos.integrity as integrity
 from api import metrics
 from api.errors import install_error_handlers
 from api.routers import ALL_ROUTERS
+from core.config import Settings, get_settings
+from core.storage import BlobStore
 from db.session import get_engine, session_factory, session_scope, upgrade_schema
-from services import analysis, exports, faces, integrity, search
+from services import search
 from services.inference.models import get_models
-from services.jobs import JobContext, JobRunner
-from services.owners import ensure_bootstrap_owner
-from services.settings import Settings, get_settings
-from services.storage import BlobStore
+from services.jobs.service import JobContext, JobRunner
+from services.owners.service import ensure_bootstrap_owner
 
 log = logging.getLogger("shoebox")
 

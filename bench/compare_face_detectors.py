@@ -34,7 +34,6 @@ from PIL import Image, ImageFilter
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from services.images import load_oriented  # noqa: E402
 from services.inference.face_align import (  # noqa: E402
     MIN_FACE_PX,
     MIN_SHARPNESS,
@@ -49,6 +48,7 @@ from services.inference.faces import (  # noqa: E402
     YuNetDetector,
     load_face_detector,
 )
+from services.photos.images import load_oriented  # noqa: E402
 
 MAX_SIDE = 1280  # what the analysis job decodes photos to (services/analysis.py)
 KS = (1, 3, 5, 10)

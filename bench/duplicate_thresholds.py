@@ -24,9 +24,9 @@ from PIL import Image, ImageEnhance
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from services.analysis import ANALYSIS_MAX_SIDE  # noqa: E402
-from services.images import load_oriented  # noqa: E402
+from services.analysis.service import ANALYSIS_MAX_SIDE  # noqa: E402
 from services.inference.models import get_models  # noqa: E402
+from services.photos.images import load_oriented  # noqa: E402
 
 
 def _jpeg(image: Image.Image, quality: int) -> Image.Image:

@@ -23,7 +23,7 @@ from PIL import Image, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.inference.objects import Detection, load_object_detector
-from services.tagging import derive_tags, load_rules
+from services.tagging.rules import derive_tags, load_rules
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _detection_metrics import Box
@@ -63,7 +63,7 @@ def tag_prf(
 
 
 def rules_prf(preds: dict[str, list[Detection]], gt: dict[str, list[dict]]) -> tuple[float, float]:
-    """Object tags as the service derives them (services/tagging_rules.json), vs ground truth."""
+    """Object tags as the service derives them (services/tagging/tagging_rules.json), vs ground truth."""
     tp = fp = fn = 0
     for img, objs in gt.items():
         truth = {o["class_name"] for o in objs}

@@ -23,7 +23,7 @@ The other images keep their file's own quantisation tables, as the analysis job 
 Photos are shuffled with the seed and split in half by photo: thresholds are chosen on the calibration
 half (best F1 of each reason against every other image, clean or degraded otherwise) and all figures
 below the calibration table are from the held-out half. The real set is never used for choosing.
-`--write-thresholds` stores the calibrated values in services/quality_thresholds.json.
+`--write-thresholds` stores the calibrated values in services/quality/quality_thresholds.json.
 
 The source photos are small (500-640 px), so the analysis sees them at their own scale; their size
 would flag every one low_resolution, so that reason (a plain rule on the original's pixel size) is left
@@ -52,8 +52,8 @@ from scipy import signal
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from services.images import load_oriented  # noqa: E402
-from services.quality import (  # noqa: E402
+from services.photos.images import load_oriented  # noqa: E402
+from services.quality.assess import (  # noqa: E402
     ISSUES,
     THRESHOLDS_PATH,
     QualityThresholds,
@@ -424,7 +424,7 @@ def main() -> None:
         f"({len(calibration)} calibration / {len(holdout)} held-out images), seed {args.seed}."
     )
     out.append("")
-    out.append("### Thresholds in use (services/quality_thresholds.json)")
+    out.append("### Thresholds in use (services/quality/quality_thresholds.json)")
     out.append("")
     out.append("| threshold | value |")
     out.append("|---|---|")

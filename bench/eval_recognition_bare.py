@@ -40,8 +40,7 @@ from sklearn.svm import LinearSVC
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.inference.faces import FaceAnalyzer, FaceEmbedder, FaceResult
-from services.recognition import (
+from services.faces.recognition import (
     ACCEPT_SIMILARITY,
     Calibration,
     FaceClassifier,
@@ -50,6 +49,7 @@ from services.recognition import (
     cluster,
     train,
 )
+from services.inference.faces import FaceAnalyzer, FaceEmbedder, FaceResult
 
 K_VALUES = (1, 3, 5, 10)
 OPEN_K = 10

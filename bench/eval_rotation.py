@@ -3,7 +3,7 @@
 Usage: .venv/bin/python bench/eval_rotation.py FOLDER [FOLDER ...] [--limit N] [--seed S]
 
 Each photo (assumed upright, as in the test sets) is turned by 0/90/180/270 degrees at random and
-saved without EXIF; services.rotation must name the clockwise turn that puts it right. Prints
+saved without EXIF; services.quality.rotation must name the clockwise turn that puts it right. Prints
 accuracy, how many non-zero suggestions were right (precision), and precision per confidence band.
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from services.images import load_oriented  # noqa: E402
 from services.inference.models import get_models  # noqa: E402
-from services.rotation import suggest_rotation  # noqa: E402
+from services.photos.images import load_oriented  # noqa: E402
+from services.quality.rotation import suggest_rotation  # noqa: E402
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 

@@ -11,8 +11,8 @@ DATA_FOLDER holds images/ (any layout of the testdata sets). For each batch size
    server's peak RSS (VmHWM) is read before it stops.
 2. inference alone, with the service stopped (both compete for the same cores otherwise): this process
    loads the same models, decodes the same images beforehand exactly as the analysis job does
-   (services.images.load_oriented, max side 1280; not timed) and times the job's model step,
-   services.analysis.analyse_images (objects.detect + labels.predict, + faces.analyze where the
+   (services.photos.images.load_oriented, max side 1280; not timed) and times the job's model step,
+   services.analysis.service.analyze_images (objects.detect + labels.predict, + faces.analyze where the
    service runs it), batched like the service: B photos per call within each upload chunk, because
    the service makes one analyze job per upload request. Per-model times are printed too.
 
@@ -118,11 +118,11 @@ def run_end_to_end(paths: list[Path], batch_size: int, threads: int, chunk: int)
 def run_inference_alone(paths: list[Path], batch_size: int, threads: int, chunk: int) -> InferenceAlone:
     # Same settings as the service process; get_settings() is cached, so clear it after changing env.
     os.environ.update(configure_env(batch_size, threads))
-    from services import analysis
-    from services.analysis import ANALYSIS_MAX_SIDE
-    from services.images import load_oriented
+    import services.analysis.service as analysis
+    from core.config import get_settings
+    from services.analysis.service import ANALYSIS_MAX_SIDE
     from services.inference.models import get_models
-    from services.settings import get_settings
+    from services.photos.images import load_oriented
 
     get_settings.cache_clear()
     models = get_models()
@@ -133,10 +133,10 @@ def run_inference_alone(paths: list[Path], batch_size: int, threads: int, chunk:
     decode_seconds = time.perf_counter() - t0
     flags = rotation_check_flags(blobs)
     takes_flags = (
-        flags is not None and "check_rotation" in inspect.signature(analysis.analyse_images).parameters
+        flags is not None and "check_rotation" in inspect.signature(analysis.analyze_images).parameters
     )
 
-    # Time the analysis job's own model step, services.analysis.analyse_images (every model it runs:
+    # Time the analysis job's own model step, services.analysis.service.analyze_images (every model it runs:
     # objects + labels + faces, rotation probes where the job makes them, and the negligible tag
     # derivation), and each part inside it by wrapping the entry points for the duration of the run.
     per_part: dict[str, float] = {}
@@ -156,9 +156,9 @@ def run_inference_alone(paths: list[Path], batch_size: int, threads: int, chunk:
 
         def run(batch: list[Image.Image], batch_flags: list[bool]) -> None:
             if takes_flags:
-                analysis.analyse_images(batch, models, check_rotation=batch_flags)
+                analysis.analyze_images(batch, models, check_rotation=batch_flags)
             else:
-                analysis.analyse_images(batch, models)
+                analysis.analyze_images(batch, models)
 
         # Warm-up outside the clock: the service has also built its sessions before the first upload.
         run(images[:1], [False])
@@ -196,11 +196,11 @@ def rotation_check_flags(blobs: list[bytes]) -> list[bool] | None:
     """Per image, whether the analysis job looks for a sideways photo (files without camera EXIF
     orientation), decided exactly as the job does from the upload's EXIF; None on versions without it."""
     try:
-        from services.rotation import needs_rotation_check
+        from services.quality.rotation import needs_rotation_check
     except ImportError:
         return None
-    from services.images import inspect_image
-    from services.settings import get_settings
+    from core.config import get_settings
+    from services.photos.images import inspect_image
 
     settings = get_settings()
     flags = []
@@ -299,7 +299,7 @@ def main() -> None:
             f"{e2e.cpu_seconds / alone.cpu_seconds:9.2f} | {e2e.peak_rss_mib or float('nan'):12.0f}"
         )
     print(
-        "inference alone = every model run the analysis job makes (services.analysis.analyse_images); "
+        "inference alone = every model run the analysis job makes (analysis.service.analyze_images); "
         "core models = the same without the rotation probes"
         + (f" (made for {rows[0][2].rotation_checked} of {n} images)" if rows[0][2].rotation_checked else "")
     )

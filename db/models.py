@@ -1,8 +1,7 @@
 """SQLAlchemy 2 typed ORM. Every owned row carries owner_id; services always filter by it."""
 
-import uuid
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -16,17 +15,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from db.base import Base, new_id
 from db.types import UTCDateTime, utcnow
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Owner(Base):
@@ -243,6 +235,3 @@ class Export(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-import db.search_models  # noqa: E402,F401

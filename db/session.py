@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from alembic import command
-from services.settings import REPO_ROOT
+from core.config import REPO_ROOT
 
 ALEMBIC_DIR = REPO_ROOT / "alembic"
 

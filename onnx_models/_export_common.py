@@ -96,7 +96,7 @@ def export_cli(
     export: Callable[[Path], list[Path]], description: str, argv: Sequence[str] | None = None
 ) -> int:
     """`python -m onnx_models.export_<x> [--model-dir DIR]`: run one export on its own."""
-    from services.settings import get_settings
+    from core.config import get_settings
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model-dir", type=Path, default=None, help="default: SHOEBOX_MODEL_DIR / settings")

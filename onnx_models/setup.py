@@ -435,7 +435,7 @@ def run_setup(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from services.settings import get_settings
+    from core.config import get_settings
 
     parser = argparse.ArgumentParser(
         prog="python -m onnx_models.setup",

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from schemas.common import Problem
 
 if TYPE_CHECKING:
-    from services.views import PhotoView as PhotoViewLike
+    from services.photos.views import PhotoView as PhotoViewLike
 
 
 class Gps(BaseModel):

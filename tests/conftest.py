@@ -12,9 +12,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from api.main import create_app
+from core.config import Settings
 from db.session import session_scope
-from services.owners import create_owner, issue_key
-from services.settings import Settings
+from services.owners.service import create_owner, issue_key
 from tests.paths import MODEL_DIR
 
 # Both databases by default; CI and `make test` run both. Narrow with SHOEBOX_TEST_BACKENDS=sqlite.

@@ -8,14 +8,14 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from services.settings import REPO_ROOT, Settings
+from core.config import REPO_ROOT, Settings
 from tests.paths import MODEL_DIR
 
 
 def run_cli(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SHOEBOX_DATABASE_URL": database_url, "SHOEBOX_DATA_DIR": str(data_dir)}
     return subprocess.run(
-        [sys.executable, "-m", "services.admin_cli", *args],
+        [sys.executable, "-m", "services.owners.admin_cli", *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

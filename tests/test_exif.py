@@ -1,4 +1,4 @@
-"""services.exif on the real camera JPEGs (iterated from ground_truth.json) and on malformed EXIF."""
+"""services.photos.exif on the real camera JPEGs (iterated from ground_truth.json) and on malformed EXIF."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import ExifTags, Image, features
 from PIL.TiffImagePlugin import IFDRational
 
-from services.exif import ExifData, read_exif
+from services.photos.exif import ExifData, read_exif
 from tests.paths import TESTDATA_DIR
 
 EXIF_DIR = TESTDATA_DIR / "exif"

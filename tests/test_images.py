@@ -1,4 +1,4 @@
-"""services.images: upload validation, orientation and thumbnails, on real photos and crafted bad input."""
+"""services.photos.images: upload validation, orientation and thumbnails, on real photos and bad input."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageCms, ImageFile, ImageOps, features
 
-from services.errors import Invalid, TooLarge, UnsupportedMedia
-from services.images import (
+from core.config import Settings
+from core.errors import Invalid, TooLarge, UnsupportedMedia
+from services.photos.images import (
     ImageInfo,
     inspect_image,
     load_oriented,
     make_thumbnail,
     sniff_format,
 )
-from services.settings import Settings
 from tests.paths import TESTDATA_DIR
 
 EXIF_DIR = TESTDATA_DIR / "exif"

@@ -26,8 +26,8 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageOps
 
-from services.errors import Invalid
-from services.metadata_writer import (
+from core.errors import Invalid
+from services.exports.metadata_writer import (
     FaceRegion,
     PhotoMetadata,
     compose_orientation,
@@ -35,7 +35,7 @@ from services.metadata_writer import (
     rotate_box,
     write_metadata,
 )
-from services.zipstream import ZipEntry, iter_zip, safe_unique_name, write_zip
+from services.exports.zipstream import ZipEntry, iter_zip, safe_unique_name, write_zip
 from tests.paths import TESTDATA_DIR
 
 pillow_heif.register_heif_opener()

@@ -3,7 +3,7 @@
 import re
 
 from api.main import create_app
-from services.settings import REPO_ROOT
+from core.config import REPO_ROOT
 
 
 def test_openapi_md_lists_every_path_and_method() -> None:

@@ -11,9 +11,8 @@ import pytest
 from PIL import Image, ImageFilter
 from scipy import signal
 
-from services.enhance import enhance_low_light
-from services.images import load_oriented
-from services.quality import (
+from services.photos.images import load_oriented
+from services.quality.assess import (
     ISSUES,
     THRESHOLDS_PATH,
     QualityResult,
@@ -23,6 +22,7 @@ from services.quality import (
     jpeg_tables,
     pick_best_shot,
 )
+from services.quality.enhance import enhance_low_light
 from tests.paths import TESTDATA_DIR
 
 QUALITY_DIR = TESTDATA_DIR / "quality"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from services.inference.faces import FaceAnalyzer, FaceEmbedder, load_face_detector
-from services.recognition import (
+from core.config import Settings
+from services.faces.recognition import (
     Candidate,
     Prediction,
     RecognitionError,
@@ -16,7 +16,7 @@ from services.recognition import (
     cluster,
     train,
 )
-from services.settings import Settings
+from services.inference.faces import FaceAnalyzer, FaceEmbedder, load_face_detector
 from tests.paths import MODEL_DIR, TESTDATA_DIR
 
 FACES_DIR = TESTDATA_DIR / "faces"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.inference.objects import Detection
-from services.tagging import RULES_PATH, DerivedTag, InvalidRules, derive_tags, load_rules, parse_rules
+from services.tagging.rules import RULES_PATH, DerivedTag, InvalidRules, derive_tags, load_rules, parse_rules
 
 
 def det(name: str, score: float, box: tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.2)) -> Detection:

@@ -3,14 +3,14 @@
 from fastapi import APIRouter, status
 from fastapi.responses import FileResponse, Response
 
+import services.exports.service as export_service
 from api.deps import CurrentOwner, JobRunnerDep, SessionDep, SettingsDep
 from api.errors import problem_responses
+from core.errors import Conflict, NotFound
 from db.models import Export as ExportRow
 from schemas.exports import Export, ExportCreate
-from services import exports as export_service
-from services.errors import Conflict, NotFound
-from services.jobs import get_job
-from services.photos import PhotoFilters
+from services.jobs.service import get_job
+from services.photos.service import PhotoFilters
 from services.search.service import search_photo_ids
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"])

@@ -5,14 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
 
+import services.faces.service as face_service
 from api.deps import CurrentOwner, JobRunnerDep, SessionDep, StoreDep
 from api.errors import problem_responses
 from db.models import Face as FaceRow
 from schemas.common import Page
 from schemas.faces import Face, FaceCluster, FaceClusters, FaceLabel, PersonRef
-from services import faces as face_service
-from services.faces import FaceOrder
-from services.jobs import JobRunner
+from services.faces.service import FaceOrder
+from services.jobs.service import JobRunner
 
 router = APIRouter(tags=["faces"])
 

@@ -6,7 +6,7 @@ from sqlalchemy import text
 
 from api import metrics
 from api.deps import SessionDep
-from services.readiness import model_readiness
+from services.inference.readiness import model_readiness
 
 router = APIRouter(tags=["health"])
 

@@ -4,12 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+import services.jobs.service as job_service
 from api.deps import CurrentOwner, JobRunnerDep, SessionDep
 from api.errors import problem_responses
 from schemas.common import Page
 from schemas.jobs import Job, JobCreate
-from services import jobs as job_service
-from services.photos import get_photo
+from services.photos.service import get_photo
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

@@ -5,6 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
 
+import services.faces.people as people_service
+import services.faces.service as face_service
+import services.photos.service as photo_service
 from api.deps import CurrentOwner, JobRunnerDep, SessionDep
 from api.errors import problem_responses
 from api.routers.photos import FiltersDep
@@ -12,11 +15,8 @@ from db.models import Person as PersonRow
 from schemas.common import Page
 from schemas.faces import Person, PersonCreate, PersonMerge, PersonPatch
 from schemas.photos import Photo, photo_from_view
-from services import faces as face_service
-from services import people as people_service
-from services import photos as photo_service
-from services.photos import PhotoSort
-from services.views import photo_views
+from services.photos.service import PhotoSort
+from services.photos.views import photo_views
 
 router = APIRouter(prefix="/v1/people", tags=["people"])
 

@@ -7,14 +7,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse, JSONResponse
 
+import services.analysis.service as analysis
+import services.photos.service as photo_service
 from api.deps import CurrentOwner, JobRunnerDep, SessionDep, SettingsDep, StoreDep
 from api.errors import problem_from_error, problem_response, problem_responses
 from schemas.common import Page, Problem
 from schemas.photos import ObjectDetection, Photo, PhotoPatch, UploadResponse, UploadResult, photo_from_view
-from services import analysis
-from services import photos as photo_service
-from services.photos import PhotoFilters, PhotoSort, UploadedFile
-from services.views import photo_view, photo_views
+from services.photos.service import PhotoFilters, PhotoSort, UploadedFile
+from services.photos.views import photo_view, photo_views
 
 router = APIRouter(prefix="/v1/photos", tags=["photos"])
 

@@ -6,13 +6,13 @@ from fastapi import APIRouter, File, Query, UploadFile
 
 from api.deps import CurrentOwner, SessionDep, SettingsDep, StoreDep
 from api.routers.photos import FiltersDep
+from core.errors import Invalid, TooLarge
 from schemas.common import Problem
 from schemas.photos import photo_from_view
 from schemas.search import DuplicateGroup, DuplicatePage, Match, SearchHit, SearchPage
-from services.errors import Invalid, TooLarge
+from services.photos.views import photo_views
 from services.search import duplicates as duplicate_service
 from services.search import service as search_service
-from services.views import photo_views
 
 router = APIRouter(tags=["search"])
 

@@ -5,14 +5,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
 
+import services.tagging.service as tag_service
 from api.deps import CurrentOwner, SessionDep
 from api.errors import problem_responses
 from schemas.common import Page
 from schemas.photos import Photo, Tag, photo_from_view
 from schemas.tags import ReviewItem, TagCount, TagCreate, TagStateChange, TagVocabulary
-from services import tags as tag_service
-from services.photos import get_photo, get_photos
-from services.views import photo_view, photo_views
+from services.photos.service import get_photo, get_photos
+from services.photos.views import photo_view, photo_views
 
 router = APIRouter(tags=["tags"])
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from core.config import Settings
 from onnx_models.manifest import ModelEntry, load_manifest
 from services.inference.face_align import (
     ARCFACE_112,
@@ -26,7 +27,6 @@ from services.inference.face_align import (
     face_quality,
 )
 from services.inference.runtime import OnnxSession, get_session
-from services.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from core.config import get_settings
 from onnx_models.manifest import ModelEntry, load_manifest
 from services.inference.runtime import OnnxSession, get_session
-from services.settings import get_settings
 
 log = logging.getLogger(__name__)
 

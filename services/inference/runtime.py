@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from services.errors import ModelMissing
-from services.settings import Settings, get_settings
+from core.config import Settings, get_settings
+from core.errors import ModelMissing
 
 log = logging.getLogger(__name__)
 

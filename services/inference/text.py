@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
+from core.config import Settings, get_settings
+from core.errors import ModelMissing
 from onnx_models.manifest import ModelEntry, load_manifest
-from services.errors import ModelMissing
 from services.inference.runtime import OnnxSession, get_session
-from services.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The per-photo search document: every fact a photo says about itself, as weighted index terms.
 
-Kept in step through the change hooks of services.events: any service that changes tags, faces,
+Kept in step through the change hooks of core.events: any service that changes tags, faces,
 people, captions or places calls `photos_changed` inside its transaction, and `on_photos_changed`
 rewrites the affected documents in that same transaction and bumps the owner's version, so the
 documents and the change feed commit (or roll back) with the change itself.
@@ -21,11 +21,11 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from core.errors import ModelMissing
+from core.events import on_photos_changed, on_photos_deleted
 from db.models import Face, Person, Photo, PhotoAnalysis, PhotoTag
 from db.search_models import PhotoSearchDoc, SearchOwnerState
 from db.types import utcnow
-from services.errors import ModelMissing
-from services.events import on_photos_changed, on_photos_deleted
 from services.search.semantic import embed, text_embedder
 from services.search.text import METADATA_PREFIX, NAME_PREFIX, phrase_term, terms, words
 

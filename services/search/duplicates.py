@@ -18,13 +18,13 @@ import numpy as np
 from PIL import Image
 from sqlalchemy.orm import Session
 
+from core.errors import Invalid, NotFound
+from core.pagination import decode_cursor, encode_cursor
+from core.storage import BlobStore
 from db.models import Photo
-from services.errors import Invalid, NotFound
-from services.pagination import decode_cursor, encode_cursor
-from services.photos import get_photos, thumbnail_path
+from services.photos.service import get_photos, thumbnail_path
 from services.search.index import owner_index
 from services.search.service import DUPLICATE_COSINE, image_model_name
-from services.storage import BlobStore
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.errors import ModelMissing
+from core.errors import ModelMissing
 from services.search.semantic import Expansion, Vocabulary, embed
 from services.search.text import METADATA_PREFIX, NAME_PREFIX, PHRASE_PREFIX, STOP_WORDS, stem, words
 

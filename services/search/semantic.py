@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.config import get_settings
 from services.inference.text import TextEmbedder
 from services.search.text import PHRASE_PREFIX
-from services.settings import get_settings
 
 log = logging.getLogger(__name__)
 

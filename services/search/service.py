@@ -2,7 +2,7 @@
 
 Ranking happens in memory (services/search/index.py); the database then has the last word on
 every candidate: it checks in chunks, best first, that the photo still exists for this owner and
-passes the filters (services.photos.apply_filters, the same filters as GET /v1/photos). When a filter
+passes the filters (services.photos.service.apply_filters, the same filters as GET /v1/photos). When a filter
 turns out selective, the database hands over the whole (small) set of photos that pass instead.
 Text pages are keyset cursors on (score, photo id); image pages are positions in the ranking.
 """
@@ -19,21 +19,21 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.config import Settings
+from core.errors import Conflict, Invalid
+from core.pagination import decode_cursor, encode_cursor
 from db.models import Photo
 from onnx_models.manifest import load_manifest
-from services.analysis import ANALYSIS_MAX_SIDE
-from services.errors import Conflict, Invalid
-from services.images import inspect_image, load_oriented
+from services.analysis.service import ANALYSIS_MAX_SIDE
 from services.inference.models import get_models
-from services.pagination import decode_cursor, encode_cursor
-from services.photos import PhotoFilters, apply_filters, get_photo
+from services.photos.images import inspect_image, load_oriented
+from services.photos.service import PhotoFilters, apply_filters, get_photo
 from services.search.blas import one_blas_thread
 from services.search.documents import documents_for, owned_by
 from services.search.index import OwnerIndex, owner_index
 from services.search.query import QueryPlan, plan_query
 from services.search.text import NAME_PREFIX, phrase_term, terms
 from services.search.vectors import VectorIndex, sorted_stream
-from services.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from db.models import Job
 from db.types import utcnow
-from services.jobs import claim_next_job, create_job, run_job
+from services.jobs.service import claim_next_job, create_job, run_job
 from tests.api.test_photos_upload import EXIF_DIR, EXIF_TRUTH, upload
 from tests.conftest import OwnerAuth
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from core.config import Settings
 from onnx_models.export_mtcnn import FILES as MTCNN_FILES
 from onnx_models.manifest import load_manifest
-from services.images import load_oriented
 from services.inference.face_align import ARCFACE_112, FACENET_160, align_face, face_quality
 from services.inference.faces import (
     FaceAnalyzer,
@@ -21,7 +21,7 @@ from services.inference.faces import (
     MtcnnDetector,
     load_face_detector,
 )
-from services.settings import Settings
+from services.photos.images import load_oriented
 from tests.paths import MODEL_DIR, TESTDATA_DIR
 
 FACES_DIR = TESTDATA_DIR / "faces"

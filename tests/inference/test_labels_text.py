@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.config import Settings
 from services.inference.labels import ImageLabeler
 from services.inference.text import TextEmbedder
-from services.settings import Settings
 from tests.paths import MODEL_DIR, TESTDATA_DIR
 
 DETECTION_DIR = TESTDATA_DIR / "detection"

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.config import Settings
 from onnx_models.manifest import load_manifest
 from services.inference.objects import COCO80, Detection, ObjectDetector, batched_nms
 from services.inference.runtime import OnnxSession
-from services.settings import Settings
-from services.tagging import derive_tags, load_rules
+from services.tagging.rules import derive_tags, load_rules
 from tests.paths import MODEL_DIR, TESTDATA_DIR
 
 DETECTION_DIR = TESTDATA_DIR / "detection"

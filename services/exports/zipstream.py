@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from services.errors import Invalid
+from core.errors import Invalid
 
 # Extensions whose content is already compressed: stored, not deflated.
 STORED_EXTENSIONS = frozenset(

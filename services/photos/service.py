@@ -12,15 +12,15 @@ from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.config import Settings
+from core.errors import Invalid, NotFound, ShoeboxError
+from core.events import photos_changed, photos_deleted
+from core.pagination import decode_cursor, encode_cursor
+from core.storage import BlobStore, sha256_hex
 from db.models import Face, Photo, PhotoTag
-from services.enhance import enhance_low_light
-from services.errors import Invalid, NotFound, ShoeboxError
-from services.events import photos_changed, photos_deleted
-from services.images import inspect_image, load_oriented, make_thumbnail
-from services.jobs import add_to_queued_job, job_type_names
-from services.pagination import decode_cursor, encode_cursor
-from services.settings import Settings
-from services.storage import BlobStore, sha256_hex
+from services.jobs.service import add_to_queued_job, job_type_names
+from services.photos.images import inspect_image, load_oriented, make_thumbnail
+from services.quality.enhance import enhance_low_light
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """What /readyz reports about models: every default model file of the manifest is on disk."""
 
+from core.config import Settings
 from onnx_models.manifest import load_manifest
-from services.settings import Settings
 
 
 def model_readiness(settings: Settings) -> dict[str, str]:

@@ -14,22 +14,22 @@ from PIL import Image
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from core.events import photos_changed
 from db.models import Detection, Photo, PhotoAnalysis, PhotoEmbedding
 from db.types import utcnow
-from services.events import photos_changed
-from services.faces import owner_has_labels, request_recognition, store_faces
-from services.images import load_oriented
+from services.faces.service import owner_has_labels, request_recognition, store_faces
 from services.inference.faces import FaceResult
 from services.inference.labels import LabelResult
 from services.inference.models import ModelSet, get_models
 from services.inference.objects import Detection as ObjectDetection
-from services.jobs import JobContext, JobType, register_job_type
-from services.photos import get_photo, get_photos, owner_photo_ids
-from services.quality import QualityResult, assess_quality, jpeg_tables
-from services.rotation import RotationSuggestion, needs_rotation_check, suggest_rotation
+from services.jobs.service import JobContext, JobType, register_job_type
+from services.photos.images import load_oriented
+from services.photos.service import get_photo, get_photos, owner_photo_ids
+from services.quality.assess import QualityResult, assess_quality, jpeg_tables
+from services.quality.rotation import RotationSuggestion, needs_rotation_check, suggest_rotation
 from services.search.places import set_photo_place
-from services.tagging import DerivedTag, derive_tags, load_rules
-from services.tags import ModelTag, replace_model_tags
+from services.tagging.rules import DerivedTag, derive_tags, load_rules
+from services.tagging.service import ModelTag, replace_model_tags
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class PhotoFindings:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def analyse_images(
+def analyze_images(
     images: list[Image.Image], models: ModelSet, check_rotation: list[bool] | None = None
 ) -> list[PhotoFindings]:
     """Run every model over a batch of images (EXIF orientation applied).
@@ -185,7 +185,7 @@ def analyze_batch(
     models = get_models()
     ids = list(images)
     try:
-        findings = analyse_images([images[i] for i in ids], models, [check_rotation[i] for i in ids])
+        findings = analyze_images([images[i] for i in ids], models, [check_rotation[i] for i in ids])
         for photo_id, found in zip(ids, findings, strict=True):
             found.quality = assess_quality(
                 images[photo_id],

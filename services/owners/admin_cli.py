@@ -1,12 +1,12 @@
-"""Admin CLI: `python -m services.admin_cli owner create NAME`, `key create OWNER`, `key revoke ID`."""
+"""Admin CLI: `python -m services.owners.admin_cli owner create NAME`, `key create OWNER`, `key revoke ID`."""
 
 import argparse
 import sys
 
+from core.config import get_settings
+from core.errors import ShoeboxError
 from db.session import get_engine, session_factory, session_scope, upgrade_schema
-from services.errors import ShoeboxError
-from services.owners import create_owner, get_owner_by_name, issue_key, list_keys, revoke_key
-from services.settings import get_settings
+from services.owners.service import create_owner, get_owner_by_name, issue_key, list_keys, revoke_key
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@ import base64
 import json
 from typing import Any
 
-from services.errors import Invalid
+from core.errors import Invalid
 
 
 def encode_cursor(values: list[Any]) -> str:

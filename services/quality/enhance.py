@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from services.quality import noise_sigma
+from services.quality.assess import noise_sigma
 
 TARGET_MEAN = 0.45  # mean luma the gamma aims for
 MAX_LIFT = 0.3  # smallest gamma allowed (strongest lift)

@@ -59,7 +59,7 @@ import pillow_heif
 import pyexiv2
 from PIL import Image
 
-from services.errors import Invalid
+from core.errors import Invalid
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.errors import Conflict, NotFound, Unauthorized
 from db.models import ApiKey, Owner
 from db.types import utcnow
-from services.errors import Conflict, NotFound, Unauthorized
 
 KEY_PREFIX = "sbx_"
 

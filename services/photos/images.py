@@ -18,8 +18,8 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
 
-from services.errors import Invalid, TooLarge, UnsupportedMedia
-from services.exif import ExifData, exif_from_image, parse_orientation
+from core.errors import Invalid, TooLarge, UnsupportedMedia
+from services.photos.exif import ExifData, exif_from_image, parse_orientation
 
 # Once, at import: lets Image.open decode HEIC/HEIF.
 pillow_heif.register_heif_opener()

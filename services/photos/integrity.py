@@ -5,10 +5,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.storage import sha256_hex
 from db.models import Photo
-from services.jobs import JobContext, JobType, register_job_type
-from services.photos import owner_photo_ids
-from services.storage import sha256_hex
+from services.jobs.service import JobContext, JobType, register_job_type
+from services.photos.service import owner_photo_ids
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.config import get_settings
 from onnx_models.manifest import load_manifest
 from services.inference.objects import COCO80
-from services.settings import get_settings
 
 log = logging.getLogger(__name__)
 

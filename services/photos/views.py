@@ -6,8 +6,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.models import Photo
-from services.faces import faces_count_for_photos
-from services.tags import tag_dict, tags_for_photos
+from services.faces.service import faces_count_for_photos
+from services.tagging.service import tag_dict, tags_for_photos
 
 
 @dataclass

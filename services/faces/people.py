@@ -6,9 +6,9 @@ from typing import Any
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
+from core.errors import Conflict, Invalid, NotFound
+from core.events import photos_changed
 from db.models import Face, Person
-from services.errors import Conflict, Invalid, NotFound
-from services.events import photos_changed
 
 
 def clean_person_name(name: str) -> str:

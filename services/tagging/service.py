@@ -8,11 +8,11 @@ from typing import Any, Literal
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from core.errors import Invalid, NotFound
+from core.events import photos_changed
+from core.pagination import decode_cursor, encode_cursor
 from db.models import Photo, PhotoTag
-from services.errors import Invalid, NotFound
-from services.events import photos_changed
-from services.pagination import decode_cursor, encode_cursor
-from services.photos import get_photo
+from services.photos.service import get_photo
 
 TagState = Literal["suggested", "confirmed", "rejected"]
 MAX_TAG_LENGTH = 100

@@ -19,11 +19,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.config import Settings
+from core.errors import Invalid, NotFound
+from core.storage import BlobStore
 from db.models import Job
 from db.types import utcnow
-from services.errors import Invalid, NotFound
-from services.settings import Settings
-from services.storage import BlobStore
 
 log = logging.getLogger(__name__)
 

@@ -18,21 +18,21 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.config import Settings
+from core.errors import Invalid, NotFound
+from core.storage import atomic_write
 from db.models import Export, Face, Person, Photo, PhotoTag
 from db.types import utcnow
-from services.errors import Invalid, NotFound
-from services.jobs import JobContext, JobType, create_job, register_job_type
-from services.metadata_writer import (
+from services.exports.metadata_writer import (
     FaceRegion,
     PhotoMetadata,
     compose_orientation,
     rotate_box,
     write_metadata,
 )
-from services.photos import PhotoFilters, get_photos, list_photos
-from services.settings import Settings
-from services.storage import atomic_write
-from services.zipstream import ZipEntry, safe_unique_name, write_zip
+from services.exports.zipstream import ZipEntry, safe_unique_name, write_zip
+from services.jobs.service import JobContext, JobType, create_job, register_job_type
+from services.photos.service import PhotoFilters, get_photos, list_photos
 
 log = logging.getLogger(__name__)
 

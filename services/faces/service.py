@@ -15,17 +15,17 @@ from PIL import Image
 from sqlalchemy import Select, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+import services.faces.recognition as recognition
+from core.errors import Conflict, Invalid, NotFound
+from core.events import photos_changed
+from core.pagination import decode_cursor, encode_cursor
+from core.storage import BlobStore
 from db.models import Face, Job, Person, Photo
-from services import recognition
-from services.errors import Conflict, Invalid, NotFound
-from services.events import photos_changed
-from services.images import load_oriented
+from services.faces.people import get_or_create_by_name, get_person
 from services.inference.faces import FaceResult
-from services.jobs import JobContext, JobType, create_job, register_job_type
-from services.pagination import decode_cursor, encode_cursor
-from services.people import get_or_create_by_name, get_person
-from services.photos import get_photo
-from services.storage import BlobStore
+from services.jobs.service import JobContext, JobType, create_job, register_job_type
+from services.photos.images import load_oriented
+from services.photos.service import get_photo
 
 log = logging.getLogger(__name__)
 
