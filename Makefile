@@ -27,7 +27,7 @@ models: install
 setup: install models
 
 run: setup
-	$(BIN)/uvicorn api.main:app --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn --factory api.main:create_app --host $(HOST) --port $(PORT)
 
 test: setup
 	$(BIN)/python -m pytest

@@ -8,12 +8,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import ShoeboxError
+from core.errors import PROBLEM_BASE, ShoeboxError
 from schemas.common import Problem
 
 log = logging.getLogger(__name__)
 
-PROBLEM_BASE = "https://shoebox.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
@@ -36,14 +35,11 @@ def problem_body(
 
 
 def problem_from_error(error: ShoeboxError, request: Request | None = None) -> dict[str, Any]:
-    return problem_body(
-        status=error.status,
-        title=error.title,
-        detail=error.detail,
-        slug=error.type_slug,
-        errors=error.errors,
-        request=request,
-    )
+    body = error.problem()
+    if request is not None:
+        body["instance"] = request.url.path
+        body["request_id"] = getattr(request.state, "request_id", None)
+    return body
 
 
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -66,6 +62,13 @@ _HTTP_SLUGS = {
 }
 
 
+def _given(value: object) -> str:
+    """The offending value, when it is short enough to quote back."""
+    if isinstance(value, str | int | float | bool) and len(str(value)) <= 40:
+        return f" (got {value!r})"
+    return ""
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ShoeboxError)
     async def domain_error(request: Request, error: ShoeboxError) -> JSONResponse:
@@ -80,15 +83,15 @@ def install_error_handlers(app: FastAPI) -> None:
                     str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path")
                 ),
                 "location": item.get("loc", ("",))[0],
-                "message": item.get("msg", ""),
+                "message": item.get("msg", "") + _given(item.get("input")),
             }
             for item in error.errors()
         ]
-        fields = ", ".join(sorted({e["field"] or e["location"] for e in errors}))
+        detail = "; ".join(f"{e['field'] or e['location']}: {e['message']}" for e in errors)
         body = problem_body(
             status=422,
             title="Invalid request",
-            detail=f"the request is not valid: {fields}",
+            detail=f"the request is not valid: {detail}",
             slug="invalid",
             errors=errors,
             request=request,

@@ -19,8 +19,7 @@ from api.routers import ALL_ROUTERS
 from core.config import Settings, get_settings
 from core.storage import BlobStore
 from db.session import get_engine, session_factory, session_scope, upgrade_schema
-from services import search
-from services.inference.models import get_models
+from services.inference.models import ModelSet, check_manifest
 from services.jobs.service import JobContext, JobRunner
 from services.owners.service import ensure_bootstrap_owner
 
@@ -37,11 +36,13 @@ def register_job_types() -> None:
     analysis.register()
     faces.register()
     exports.register()
-    search.register()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app for these settings (default: the environment's); `uvicorn --factory api.main:create_app`."""
     settings = settings or get_settings()
+    # A no-op when the host (uvicorn, pytest) configured logging already.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,11 +55,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with session_scope(app.state.sessions) as db:
                 ensure_bootstrap_owner(db, key=settings.bootstrap_key)
         register_job_types()
+        check_manifest()
         if settings.load_models_at_start:
-            get_models().warm_up()
+            app.state.models.warm_up()
         app.state.job_runner = None
         if settings.run_job_workers:
-            context = JobContext(sessions=app.state.sessions, store=app.state.store, settings=settings)
+            context = JobContext(
+                sessions=app.state.sessions, store=app.state.store, settings=settings, models=app.state.models
+            )
             app.state.job_runner = JobRunner(
                 context, settings.job_workers, settings.job_poll_seconds, maintenance=[exports.cleanup_task]
             )
@@ -78,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
+    app.state.models = ModelSet(settings)
     install_error_handlers(app)
 
     @app.middleware("http")
@@ -106,7 +111,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ALL_ROUTERS:
         app.include_router(router)
     return app
-
-
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-app = create_app()

@@ -41,10 +41,10 @@ def render(db: Session) -> str:
         "# HELP shoebox_http_request_duration_seconds Time spent answering requests.",
         "# TYPE shoebox_http_request_duration_seconds summary",
     ]
-    for (method, route), (seconds, count) in durations:
+    for (method, route), (seconds, calls) in durations:
         labels = f'method="{method}",route="{_escape(route)}"'
         lines.append(f"shoebox_http_request_duration_seconds_sum{{{labels}}} {seconds:.6f}")
-        lines.append(f"shoebox_http_request_duration_seconds_count{{{labels}}} {int(count)}")
+        lines.append(f"shoebox_http_request_duration_seconds_count{{{labels}}} {int(calls)}")
     lines += ["# HELP shoebox_photos Photos in the library by analysis state.", "# TYPE shoebox_photos gauge"]
     for state, count in db.execute(select(Photo.analysis_state, func.count()).group_by(Photo.analysis_state)):
         lines.append(f'shoebox_photos{{analysis_state="{state}"}} {count}')

@@ -1,9 +1,9 @@
 """Run the real Shoebox service in a subprocess and talk to it over real HTTP (shared by bench scripts).
 
-`running_service()` starts `uvicorn api.main:app` on a free port with a throw-away data directory and
-a random bootstrap key, waits for /readyz, yields a `Service`, and stops the process afterwards. The
-helpers upload folders in multi-file requests, wait for analysis to finish and read the server's peak
-memory, so every figure a bench script prints is what a client of the service would see.
+`running_service()` starts `uvicorn --factory api.main:create_app` on a free port with a throw-away
+data directory and a random bootstrap key, waits for /readyz, yields a `Service`, and stops the process
+afterwards. The helpers upload folders in multi-file requests, wait for analysis to finish and read
+the server's peak memory, so every figure a bench script prints is what a client of the service would see.
 """
 
 from __future__ import annotations
@@ -80,7 +80,11 @@ def running_service(
     log_path = data_dir / "server.log"
     log_file = log_path.open("wb")
     proc = subprocess.Popen(
-        [str(UVICORN), "api.main:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        [
+            str(UVICORN),
+            *("--factory", "api.main:create_app"),
+            *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
+        ],
         cwd=REPO_ROOT,
         env=env,
         stdout=log_file,

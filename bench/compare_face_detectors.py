@@ -34,6 +34,8 @@ from PIL import Image, ImageFilter
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from core.config import get_settings  # noqa: E402
+from onnx_models.manifest import load_manifest  # noqa: E402
 from services.inference.face_align import (  # noqa: E402
     MIN_FACE_PX,
     MIN_SHARPNESS,
@@ -49,6 +51,11 @@ from services.inference.faces import (  # noqa: E402
     load_face_detector,
 )
 from services.photos.images import load_oriented  # noqa: E402
+
+SETTINGS = get_settings()
+MANIFEST = load_manifest()
+YUNET, MTCNN = MANIFEST.by_name("yunet"), MANIFEST.by_name("mtcnn")
+EMBEDDER = MANIFEST.default_for("face_embedding")
 
 MAX_SIDE = 1280  # what the analysis job decodes photos to (services/analysis.py)
 KS = (1, 3, 5, 10)
@@ -370,8 +377,8 @@ def main() -> None:
     args = parser.parse_args()
 
     data = load_set(args.faces_folder)
-    embedder = FaceEmbedder()  # manifest default: MobileFaceNet, BGR, flip TTA
-    detectors = {name: load_face_detector(name) for name in ("yunet", "mtcnn")}
+    embedder = FaceEmbedder(EMBEDDER, SETTINGS)  # MobileFaceNet, BGR, flip TTA
+    detectors = {name: load_face_detector(SETTINGS, name) for name in ("yunet", "mtcnn")}
     runs = [run_detector(name, det, embedder, data) for name, det in detectors.items()]
     print(f"{len(data.names)} photos of {len(data.people)} people; {args.draws} draws per k")
     print_detection(runs, data)
@@ -394,15 +401,34 @@ def main() -> None:
 
     if args.variants:
         variants: list[tuple[str, Callable[[], FaceDetector], FaceEmbedder]] = [
-            ("yunet, no upscaling", lambda: YuNetDetector(max_upscale=1.0), embedder),
-            ("yunet, up to 2x", lambda: YuNetDetector(max_upscale=2.0), embedder),
-            ("mtcnn, no upscaling", lambda: MtcnnDetector(min_side=0), embedder),
-            ("mtcnn, short side upscaled to 480", lambda: MtcnnDetector(min_side=480), embedder),
+            (
+                "yunet, no upscaling",
+                lambda: YuNetDetector(YUNET, SETTINGS, max_upscale=1.0),
+                embedder,
+            ),
+            (
+                "yunet, up to 2x",
+                lambda: YuNetDetector(YUNET, SETTINGS, max_upscale=2.0),
+                embedder,
+            ),
+            (
+                "mtcnn, no upscaling",
+                lambda: MtcnnDetector(MTCNN, SETTINGS, min_side=0),
+                embedder,
+            ),
+            (
+                "mtcnn, short side upscaled to 480",
+                lambda: MtcnnDetector(MTCNN, SETTINGS, min_side=480),
+                embedder,
+            ),
         ]
         variant_runs = [run_detector(label, make(), emb, data) for label, make, emb in variants]
         yunet = runs[0]
         for label, emb in [
-            ("yunet, no flip TTA", FaceEmbedder(flip_tta=False)),
+            (
+                "yunet, no flip TTA",
+                FaceEmbedder(EMBEDDER, SETTINGS, flip_tta=False),
+            ),
             ("yunet, RGB input", _rgb_embedder()),
         ]:
             variant_runs.append(run_detector(label, detectors["yunet"], emb, data, cached=yunet.detections))
@@ -415,7 +441,7 @@ def main() -> None:
 
 
 def _rgb_embedder() -> FaceEmbedder:
-    embedder = FaceEmbedder()
+    embedder = FaceEmbedder(EMBEDDER, SETTINGS)
     embedder.bgr = False
     return embedder
 

@@ -24,8 +24,9 @@ from PIL import Image, ImageEnhance
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from core.config import get_settings  # noqa: E402
 from services.analysis.service import ANALYSIS_MAX_SIDE  # noqa: E402
-from services.inference.models import get_models  # noqa: E402
+from services.inference.models import ModelSet  # noqa: E402
 from services.photos.images import load_oriented  # noqa: E402
 
 
@@ -48,7 +49,7 @@ EDITS = {
 
 
 def embed(images: list[Image.Image]) -> np.ndarray:
-    labeler = get_models().labels
+    labeler = ModelSet(get_settings()).labels
     out = [labeler.predict(images[i : i + 16], top_k=1) for i in range(0, len(images), 16)]
     return np.stack([r.embedding for batch in out for r in batch]).astype(np.float32)
 

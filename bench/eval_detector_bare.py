@@ -22,6 +22,7 @@ from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.config import get_settings
 from services.inference.objects import Detection, load_object_detector
 from services.tagging.rules import derive_tags, load_rules
 
@@ -86,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
 
     gt: dict[str, list[dict]] = json.loads((args.data_folder / "ground_truth.json").read_text())
-    detector = load_object_detector(args.model)
+    detector = load_object_detector(get_settings(), args.model)
     images = {}
     for name in sorted(gt):
         with Image.open(args.data_folder / "images" / name) as im:

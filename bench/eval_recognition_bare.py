@@ -40,6 +40,8 @@ from sklearn.svm import LinearSVC
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.config import get_settings
+from onnx_models.manifest import load_manifest
 from services.faces.recognition import (
     ACCEPT_SIMILARITY,
     Calibration,
@@ -49,7 +51,7 @@ from services.faces.recognition import (
     cluster,
     train,
 )
-from services.inference.faces import FaceAnalyzer, FaceEmbedder, FaceResult
+from services.inference.faces import FaceAnalyzer, FaceEmbedder, FaceResult, load_face_detector
 
 K_VALUES = (1, 3, 5, 10)
 OPEN_K = 10
@@ -89,7 +91,11 @@ def load(folder: Path, flip_tta: bool = True) -> Dataset:
     for name in files:
         with Image.open(folder / "images" / name) as im:
             images.append(ImageOps.exif_transpose(im).convert("RGB"))
-    analyzer = FaceAnalyzer(embedder=FaceEmbedder(flip_tta=flip_tta))
+    settings = get_settings()
+    analyzer = FaceAnalyzer(
+        load_face_detector(settings),
+        FaceEmbedder(load_manifest().default_for("face_embedding"), settings, flip_tta=flip_tta),
+    )
     t0 = time.perf_counter()
     results: list[list[FaceResult]] = analyzer.analyze(images)
     seconds = time.perf_counter() - t0

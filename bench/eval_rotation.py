@@ -18,7 +18,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from services.inference.models import get_models  # noqa: E402
+from core.config import get_settings  # noqa: E402
+from services.inference.models import ModelSet  # noqa: E402
 from services.photos.images import load_oriented  # noqa: E402
 from services.quality.rotation import suggest_rotation  # noqa: E402
 
@@ -33,7 +34,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=100, help="photos per folder")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    models = get_models()
+    models = ModelSet(get_settings())
     rng = random.Random(args.seed)
     results: list[tuple[int, int, float]] = []
     started = time.perf_counter()

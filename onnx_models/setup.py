@@ -353,7 +353,7 @@ def _stamp_still_valid(entry: ModelEntry, model_dir: Path, stamped: dict[str, An
     """The stamped file records if this entry and every one of its files are unchanged, else None."""
     if not isinstance(stamped, dict) or stamped.get("digest") != _entry_digest(entry):
         return None
-    files = stamped.get("files", {})
+    files: dict[str, Any] = stamped.get("files", {})
     for name in _entry_files(entry):
         record = files.get(name)
         path = model_dir / name

@@ -1,26 +1,21 @@
 """Export request and response models."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from db.enums import ExportState
+from services.photos.filters import PhotoFilters
 
-class ExportSearch(BaseModel):
-    """The same selection as the search and photo filters."""
+
+class ExportSearch(PhotoFilters):
+    """The same selection as the search and photo filters, plus the search words."""
 
     q: str | None = Field(default=None, max_length=500)
-    taken_after: datetime | None = None
-    taken_before: datetime | None = None
-    tags: list[str] = Field(default_factory=list)
-    any_tags: list[str] = Field(default_factory=list)
-    people: list[str] = Field(default_factory=list)
-    camera: str | None = None
-    lat: float | None = Field(default=None, ge=-90, le=90)
-    lon: float | None = Field(default=None, ge=-180, le=180)
-    radius_km: float | None = Field(default=None, gt=0)
-    min_quality: float | None = Field(default=None, ge=0, le=100)
-    has_faces: bool | None = None
+
+    def filters(self) -> PhotoFilters:
+        return PhotoFilters.model_validate(self.model_dump(exclude={"q"}))
 
 
 class ExportCreate(BaseModel):
@@ -36,7 +31,7 @@ class ExportCreate(BaseModel):
 
 class Export(BaseModel):
     id: str
-    state: Literal["queued", "running", "ready", "failed", "cancelled", "expired"]
+    state: ExportState
     job_id: str | None
     total: int
     done: int

@@ -1,9 +1,10 @@
 """Face and person models."""
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
+
+from db.enums import PersonSource
 
 
 class PersonRef(BaseModel):
@@ -18,7 +19,7 @@ class Face(BaseModel):
     landmarks: list[list[float]] = Field(description="5 points (eyes, nose, mouth corners), normalised")
     detection_score: float
     person: PersonRef | None
-    person_source: Literal["user", "model"] | None = Field(
+    person_source: PersonSource | None = Field(
         description="user: a person named it (or cleared it); model: the classifier's suggestion"
     )
     person_confidence: float | None

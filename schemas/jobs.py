@@ -1,20 +1,22 @@
 """Job models."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
+from db.enums import JobState, JobType
+
 
 class JobCreate(BaseModel):
-    type: str = Field(examples=["analyze"], description="analyze, recognize or verify")
+    type: JobType = Field(examples=["analyze"], description="analyze, recognize or verify")
     photo_ids: list[str] | None = Field(default=None, description="default: every photo of the owner")
 
 
 class Job(BaseModel):
     id: str
-    type: str
-    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    type: JobType
+    state: JobState
     total: int
     done: int
     failed: int

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
+from db.enums import AnalysisState, TagKind, TagSource, TagState, UploadStatus
 from schemas.common import Problem
 
 if TYPE_CHECKING:
@@ -36,10 +37,10 @@ class Quality(BaseModel):
 
 class Tag(BaseModel):
     name: str
-    kind: Literal["object", "label", "category", "user"]
+    kind: TagKind
     confidence: float | None
-    source: Literal["model", "user"]
-    state: Literal["suggested", "confirmed", "rejected"]
+    source: TagSource
+    state: TagState
 
 
 class Photo(BaseModel):
@@ -60,7 +61,7 @@ class Photo(BaseModel):
     rotation: int = Field(description="user's clockwise rotation applied on top of the EXIF orientation")
     caption: str | None
     uploaded_at: datetime
-    analysis_state: Literal["pending", "running", "done", "failed"]
+    analysis_state: AnalysisState
     tags: list[Tag] = Field(default_factory=list)
     faces_count: int = 0
     place: Place | None = None
@@ -80,7 +81,7 @@ class PhotoPatch(BaseModel):
 
 class UploadResult(BaseModel):
     filename: str
-    status: Literal["created", "duplicate", "rejected"]
+    status: UploadStatus
     photo: Photo | None = None
     error: Problem | None = None
 

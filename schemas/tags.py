@@ -1,9 +1,8 @@
 """Tag request and response models."""
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
+from db.enums import TagState
 from schemas.photos import Photo, Tag
 
 
@@ -12,7 +11,7 @@ class TagCreate(BaseModel):
 
 
 class TagStateChange(BaseModel):
-    state: Literal["confirmed", "rejected", "suggested"]
+    state: TagState
 
 
 class TagCount(BaseModel):

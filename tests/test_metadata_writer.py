@@ -35,7 +35,7 @@ from services.exports.metadata_writer import (
     rotate_box,
     write_metadata,
 )
-from services.exports.zipstream import ZipEntry, iter_zip, safe_unique_name, write_zip
+from services.exports.zipstream import ZipEntry, safe_unique_name, write_zip
 from tests.paths import TESTDATA_DIR
 
 pillow_heif.register_heif_opener()
@@ -648,27 +648,6 @@ def test_zip_of_50_mb_is_written_with_bounded_memory(tmp_path: Path) -> None:
                 while block := fp.read(CHUNK):
                     h.update(block)
             assert h.hexdigest() == _digest(i, chunks_each), info.filename
-
-
-def test_iter_zip_streams_bounded_chunks(tmp_path: Path) -> None:
-    n, chunks_each = 10, 32  # 20 MiB
-    dest = tmp_path / "streamed.zip"
-    biggest = 0
-    tracemalloc.start()
-    try:
-        with dest.open("wb") as fp:
-            for block in iter_zip(_big_entries(n, chunks_each)):
-                biggest = max(biggest, len(block))
-                fp.write(block)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert biggest <= 2 * CHUNK and peak < 4 * 1024 * 1024
-    with zipfile.ZipFile(dest) as zf:
-        assert zf.testzip() is None
-        assert [i.filename for i in zf.infolist()] == [e.name for e in _big_entries(n, 0)]
-        with zf.open("photo_1.jpg") as fp:
-            assert hashlib.sha256(fp.read()).hexdigest() == _digest(1, chunks_each)
 
 
 def test_zip_compression_names_and_times(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from services.faces.recognition import (
     cluster,
     train,
 )
-from services.inference.faces import FaceAnalyzer, FaceEmbedder, load_face_detector
+from services.inference.models import ModelSet
 from tests.paths import MODEL_DIR, TESTDATA_DIR
 
 FACES_DIR = TESTDATA_DIR / "faces"
@@ -35,7 +35,7 @@ def people() -> dict[str, np.ndarray]:
         by_person[truth[name]].append(name)
     settings = Settings(model_dir=MODEL_DIR)
     # The manifest's default detector and embedder, loaded from tests/paths.MODEL_DIR.
-    analyzer = FaceAnalyzer(load_face_detector(settings=settings), FaceEmbedder(settings=settings))
+    analyzer = ModelSet(settings).faces
     out: dict[str, np.ndarray] = {}
     for person, names in sorted(by_person.items()):
         images = []

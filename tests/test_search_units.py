@@ -5,6 +5,8 @@ from itertools import islice
 import numpy as np
 import pytest
 
+from core.config import Settings
+from services.inference.models import ModelSet
 from services.search.documents import season
 from services.search.duplicates import _components
 from services.search.lexical import DocRow, LexicalIndex
@@ -13,6 +15,7 @@ from services.search.query import plan_query
 from services.search.semantic import Vocabulary
 from services.search.text import phrase_term, stem, terms
 from services.search.vectors import REDUCE_ABOVE, VectorIndex
+from tests.paths import MODEL_DIR
 
 
 @pytest.mark.parametrize(
@@ -109,13 +112,15 @@ def test_reverse_geocoding_offline() -> None:
 
 
 def test_query_words_expand_to_the_vocabulary_by_meaning() -> None:
-    vocabulary = Vocabulary([phrase_term(name) for name in ("dog", "car", "pizza", "tennis racket", "cat")])
-    plan = plan_query("puppy", lambda term: False, vocabulary)
+    text_model = ModelSet(Settings(model_dir=MODEL_DIR)).text
+    names = ("dog", "car", "pizza", "tennis racket", "cat")
+    vocabulary = Vocabulary([phrase_term(name) for name in names], text_model)
+    plan = plan_query("puppy", lambda term: False, vocabulary, text_model)
     assert "~dog" in plan.terms and plan.terms["~dog"] < 1.0
     assert plan.expansions["~dog"].word == "puppy"
-    plan = plan_query("automobile", lambda term: False, vocabulary)
+    plan = plan_query("automobile", lambda term: False, vocabulary, text_model)
     assert max(plan.expansions.values(), key=lambda e: e.weight).name == "car"
-    plan = plan_query("2014", lambda term: False, vocabulary)
+    plan = plan_query("2014", lambda term: False, vocabulary, text_model)
     assert plan.terms == {"2014": 1.0} and not plan.expansions
 
 

@@ -6,13 +6,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
 
 import services.faces.service as face_service
-from api.deps import CurrentOwner, JobRunnerDep, SessionDep, StoreDep
+from api.deps import CurrentOwner, JobRunnerDep, PagingDep, SessionDep, StoreDep
 from api.errors import problem_responses
+from db.enums import PersonSource
 from db.models import Face as FaceRow
 from schemas.common import Page
 from schemas.faces import Face, FaceCluster, FaceClusters, FaceLabel, PersonRef
 from services.faces.service import FaceOrder
-from services.jobs.service import JobRunner
 
 router = APIRouter(tags=["faces"])
 
@@ -32,7 +32,7 @@ def face_out(face: FaceRow, names: dict[str, str]) -> Face:
         landmarks=face.landmarks,
         detection_score=face.detection_score,
         person=PersonRef(id=face.person_id, name=names[face.person_id]) if face.person_id else None,
-        person_source=face.person_source,  # type: ignore[arg-type]
+        person_source=PersonSource(face.person_source) if face.person_source else None,
         person_confidence=face.person_confidence,
         recognisable=face.recognisable,
     )
@@ -41,12 +41,6 @@ def face_out(face: FaceRow, names: dict[str, str]) -> Face:
 def faces_out(db: SessionDep, faces: list[FaceRow]) -> list[Face]:
     names = face_service.person_names(db, [f.person_id for f in faces if f.person_id])
     return [face_out(face, names) for face in faces]
-
-
-def _after_labels_changed(db: SessionDep, owner: str, runner: JobRunner | None) -> None:
-    face_service.request_recognition(db, owner_id=owner)
-    if runner is not None:
-        runner.wake()
 
 
 @router.get("/v1/photos/{photo_id}/faces", name="of_photo", response_model=Page[Face], responses=PROBLEMS)
@@ -59,15 +53,20 @@ def photo_faces(db: SessionDep, owner: CurrentOwner, photo_id: str) -> Page[Face
 def list_faces(
     db: SessionDep,
     owner: CurrentOwner,
+    paging: PagingDep,
     person_id: str | None = None,
     unlabeled: Annotated[bool | None, Query(description="true: faces no user has named")] = None,
     order: Annotated[FaceOrder, Query(description="confidence: least sure model names first")] = "created",
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> Page[Face]:
     """Faces of the owner's library, filtered by person or by whether a user named them."""
     rows, next_cursor = face_service.list_faces(
-        db, owner_id=owner, person_id=person_id, unlabeled=unlabeled, order=order, limit=limit, cursor=cursor
+        db,
+        owner_id=owner,
+        person_id=person_id,
+        unlabeled=unlabeled,
+        order=order,
+        limit=paging.limit,
+        cursor=paging.cursor,
     )
     return Page[Face](items=faces_out(db, rows), next_cursor=next_cursor)
 
@@ -79,7 +78,8 @@ def label_faces(db: SessionDep, owner: CurrentOwner, runner: JobRunnerDep, body:
     face_service.label_faces(
         db, owner_id=owner, face_ids=body.face_ids, person_id=body.person_id, name=body.name
     )
-    _after_labels_changed(db, owner, runner)
+    if runner is not None:
+        runner.wake()  # recognition was queued with the labels
     faces = [face_service.get_face(db, owner_id=owner, face_id=face_id) for face_id in body.face_ids]
     return Page[Face](items=faces_out(db, faces))
 
@@ -89,7 +89,8 @@ def unassign_face(db: SessionDep, owner: CurrentOwner, runner: JobRunnerDep, fac
     """Clear a face's person. The face stays unnamed (recognition will not name it again) until a user
     labels it."""
     face = face_service.unassign_face(db, owner_id=owner, face_id=face_id)
-    _after_labels_changed(db, owner, runner)
+    if runner is not None:
+        runner.wake()  # recognition was queued with the labels
     return faces_out(db, [face])[0]
 
 

@@ -1,16 +1,12 @@
 """People: create, list, rename, delete, merge, and their photos."""
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 from fastapi.responses import Response
 
 import services.faces.people as people_service
-import services.faces.service as face_service
 import services.photos.service as photo_service
-from api.deps import CurrentOwner, JobRunnerDep, SessionDep
+from api.deps import CurrentOwner, FiltersDep, JobRunnerDep, PagingDep, SessionDep
 from api.errors import problem_responses
-from api.routers.photos import FiltersDep
 from db.models import Person as PersonRow
 from schemas.common import Page
 from schemas.faces import Person, PersonCreate, PersonMerge, PersonPatch
@@ -32,15 +28,13 @@ def people_out(db: SessionDep, rows: list[PersonRow]) -> list[Person]:
 def list_people(
     db: SessionDep,
     owner: CurrentOwner,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$")] = None,
+    paging: PagingDep,
 ) -> Page[Person]:
     """The owner's people by name, with face and photo counts."""
-    offset = int(cursor or 0)
-    rows = people_service.list_people(db, owner_id=owner, limit=limit + 1, offset=offset)
-    return Page[Person](
-        items=people_out(db, rows[:limit]), next_cursor=str(offset + limit) if len(rows) > limit else None
+    rows, next_cursor = people_service.list_people(
+        db, owner_id=owner, limit=paging.limit, cursor=paging.cursor
     )
+    return Page[Person](items=people_out(db, rows), next_cursor=next_cursor)
 
 
 @router.post(
@@ -49,7 +43,6 @@ def list_people(
 def create_person(db: SessionDep, owner: CurrentOwner, body: PersonCreate) -> Person:
     """Create a person by name (names are unique per owner, case-insensitively)."""
     person = people_service.create_person(db, owner_id=owner, name=body.name)
-    db.commit()
     return people_out(db, [person])[0]
 
 
@@ -71,7 +64,6 @@ def rename_person(db: SessionDep, owner: CurrentOwner, person_id: str, body: Per
 def delete_person(db: SessionDep, owner: CurrentOwner, runner: JobRunnerDep, person_id: str) -> Response:
     """Delete a person; their faces become unnamed."""
     people_service.delete_person(db, owner_id=owner, person_id=person_id)
-    face_service.request_recognition(db, owner_id=owner)
     if runner is not None:
         runner.wake()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -83,7 +75,6 @@ def merge_people(
 ) -> Person:
     """Move every face of `from_ids` to this person and delete those people."""
     person = people_service.merge_people(db, owner_id=owner, person_id=person_id, from_ids=body.from_ids)
-    face_service.request_recognition(db, owner_id=owner)
     if runner is not None:
         runner.wake()
     return people_out(db, [person])[0]
@@ -93,16 +84,15 @@ def merge_people(
 def person_photos(
     db: SessionDep,
     owner: CurrentOwner,
+    paging: PagingDep,
     person_id: str,
     filters: FiltersDep,
     sort: PhotoSort = "-taken_at",
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> Page[Photo]:
     """Photos showing this person (named by a user or by the model), with the photo filters."""
     people_service.get_person(db, owner_id=owner, person_id=person_id)
     filters.people = [*filters.people, person_id]
     rows, next_cursor = photo_service.list_photos(
-        db, owner_id=owner, filters=filters, sort=sort, limit=limit, cursor=cursor
+        db, owner_id=owner, filters=filters, sort=sort, limit=paging.limit, cursor=paging.cursor
     )
     return Page[Photo](items=[photo_from_view(v) for v in photo_views(db, rows)], next_cursor=next_cursor)

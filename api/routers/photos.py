@@ -1,19 +1,18 @@
 """Photos: upload, list, get, patch, delete, original, thumbnail."""
 
-from datetime import datetime
 from enum import IntEnum
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, File, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse, JSONResponse
 
 import services.analysis.service as analysis
 import services.photos.service as photo_service
-from api.deps import CurrentOwner, JobRunnerDep, SessionDep, SettingsDep, StoreDep
-from api.errors import problem_from_error, problem_response, problem_responses
+from api.deps import CurrentOwner, FiltersDep, JobRunnerDep, PagingDep, SessionDep, SettingsDep, StoreDep
+from api.errors import problem_from_error, problem_responses
 from schemas.common import Page, Problem
 from schemas.photos import ObjectDetection, Photo, PhotoPatch, UploadResponse, UploadResult, photo_from_view
-from services.photos.service import PhotoFilters, PhotoSort, UploadedFile
+from services.photos.service import PhotoSort
 from services.photos.views import photo_view, photo_views
 
 router = APIRouter(prefix="/v1/photos", tags=["photos"])
@@ -25,46 +24,6 @@ class ThumbnailSize(IntEnum):
 
 
 PROBLEMS = problem_responses({404: "no such photo for this owner"})
-
-
-def photo_filters(
-    taken_after: Annotated[
-        datetime | None, Query(description="capture time at or after (camera-local)")
-    ] = None,
-    taken_before: Annotated[datetime | None, Query(description="capture time at or before")] = None,
-    camera: Annotated[str | None, Query(max_length=200, description="make or model contains")] = None,
-    lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
-    lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
-    radius_km: Annotated[float | None, Query(gt=0, le=20038)] = None,
-    tags: Annotated[
-        list[str] | None, Query(description="all of these tags (repeat or comma-separate)")
-    ] = None,
-    any_tags: Annotated[list[str] | None, Query(description="any of these tags")] = None,
-    people: Annotated[list[str] | None, Query(description="person ids, all of")] = None,
-    has_faces: bool | None = None,
-    min_quality: Annotated[float | None, Query(ge=0, le=100, description="quality score at least")] = None,
-) -> PhotoFilters:
-    return PhotoFilters(
-        taken_after=taken_after,
-        taken_before=taken_before,
-        camera=camera,
-        lat=lat,
-        lon=lon,
-        radius_km=radius_km,
-        tags=split_list(tags),
-        any_tags=split_list(any_tags),
-        people=split_list(people),
-        has_faces=has_faces,
-        min_quality=min_quality,
-    )
-
-
-def split_list(values: list[str] | None) -> list[str]:
-    """`?tags=a&tags=b` and `?tags=a,b` mean the same."""
-    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
-
-
-FiltersDep = Annotated[PhotoFilters, Depends(photo_filters)]
 
 
 @router.post(
@@ -89,63 +48,34 @@ def upload(
     files: Annotated[list[UploadFile], File(description="one or more image files")],
 ) -> Response:
     """Upload photos. Each file answers created, duplicate (with the existing photo) or rejected."""
-    results: list[UploadResult] = []
-    for index, upload_file in enumerate(files):
-        # One file in memory at a time, and never more than one byte past the limit (which rejects it).
-        data = upload_file.file.read(settings.max_upload_bytes + 1)
-        name = upload_file.filename or f"file{index + 1}"
-        [outcome] = photo_service.upload_photos(
-            db, store, settings, owner_id=owner, files=[UploadedFile(filename=name, data=data)]
+    outcomes = photo_service.upload_photos(db, store, settings, owner_id=owner, files=files)
+    results = [
+        UploadResult(
+            filename=outcome.filename,
+            status=outcome.status,
+            photo=photo_from_view(photo_view(db, outcome.photo)) if outcome.photo else None,
+            error=Problem(**problem_from_error(outcome.error, request)) if outcome.error else None,
         )
-        del data
-        results.append(
-            UploadResult(
-                filename=outcome.filename,
-                status=outcome.status,
-                photo=photo_from_view(photo_view(db, outcome.photo)) if outcome.photo else None,
-                error=Problem(**problem_from_error(outcome.error, request)) if outcome.error else None,
-            )
-        )
-    created = [r.photo.id for r in results if r.status == "created" and r.photo]
-    if created and settings.analyze_on_upload:
-        photo_service.after_upload(db, owner_id=owner, photo_ids=created)
-        if runner is not None:
-            runner.wake()
+        for outcome in outcomes
+    ]
+    created = any(outcome.status == "created" for outcome in outcomes)
+    if created and runner is not None:
+        runner.wake()
     body = UploadResponse(results=results).model_dump(mode="json")
-    if created:
-        return JSONResponse(body, status_code=201)
-    if any(r.status == "duplicate" for r in results):
-        return JSONResponse(body, status_code=200)
-    statuses = {r.error.status for r in results if r.error}
-    status_code = statuses.pop() if len(statuses) == 1 else 422
-    detail = "; ".join(f"{r.filename}: {r.error.detail}" for r in results if r.error)
-    return problem_response(
-        {
-            "type": "https://shoebox.dev/problems/upload-rejected",
-            "title": "Every file was rejected",
-            "status": status_code,
-            "detail": detail,
-            "instance": request.url.path,
-            "errors": [
-                {"filename": r.filename, **(r.error.model_dump(exclude_none=True) if r.error else {})}
-                for r in results
-            ],
-        }
-    )
+    return JSONResponse(body, status_code=201 if created else 200)
 
 
 @router.get("", name="list", response_model=Page[Photo], responses=PROBLEMS)
 def list_photos(
     db: SessionDep,
     owner: CurrentOwner,
+    paging: PagingDep,
     filters: FiltersDep,
     sort: PhotoSort = "-taken_at",
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> Page[Photo]:
     """List the owner's photos with filters, sorted, paginated by cursor."""
     rows, next_cursor = photo_service.list_photos(
-        db, owner_id=owner, filters=filters, sort=sort, limit=limit, cursor=cursor
+        db, owner_id=owner, filters=filters, sort=sort, limit=paging.limit, cursor=paging.cursor
     )
     return Page[Photo](items=[photo_from_view(v) for v in photo_views(db, rows)], next_cursor=next_cursor)
 

@@ -4,8 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Query, UploadFile
 
-from api.deps import CurrentOwner, SessionDep, SettingsDep, StoreDep
-from api.routers.photos import FiltersDep
+from api.deps import CurrentOwner, FiltersDep, ModelsDep, PagingDep, SessionDep, SettingsDep, StoreDep
+from api.errors import problem_responses
 from core.errors import Invalid, TooLarge
 from schemas.common import Problem
 from schemas.photos import photo_from_view
@@ -16,12 +16,7 @@ from services.search import service as search_service
 
 router = APIRouter(tags=["search"])
 
-PROBLEMS = {
-    401: {"model": Problem, "description": "missing or wrong API key"},
-    422: {"model": Problem, "description": "invalid parameters"},
-}
-Limit = Annotated[int, Query(ge=1, le=200)]
-Cursor = Annotated[str | None, Query(max_length=2000)]
+PROBLEMS = problem_responses()
 
 
 def _page(db: SessionDep, hits: list[search_service.SearchHit], next_cursor: str | None) -> SearchPage:
@@ -38,7 +33,9 @@ def _page(db: SessionDep, hits: list[search_service.SearchHit], next_cursor: str
 @router.get("/v1/search", name="text", response_model=SearchPage, responses=PROBLEMS)
 def search_text(
     db: SessionDep,
+    models: ModelsDep,
     owner: CurrentOwner,
+    paging: PagingDep,
     filters: FiltersDep,
     q: Annotated[
         str,
@@ -48,13 +45,11 @@ def search_text(
             description="words: things, kinds, people, places, years, months, seasons, cameras, file names",
         ),
     ],
-    limit: Limit = 20,
-    cursor: Cursor = None,
 ) -> SearchPage:
     """Photos matching the words by tags, labels, categories, people, caption, file name, camera, capture
     date and place, and by meaning; ranked, with `matched` saying why. Combines with every filter."""
     hits, next_cursor = search_service.search_text(
-        db, owner_id=owner, query=q, filters=filters, limit=limit, cursor=cursor
+        db, models, owner_id=owner, query=q, filters=filters, limit=paging.limit, cursor=paging.cursor
     )
     return _page(db, hits, next_cursor)
 
@@ -67,12 +62,12 @@ def search_text(
 )
 def search_by_image(
     db: SessionDep,
+    models: ModelsDep,
     owner: CurrentOwner,
+    paging: PagingDep,
     settings: SettingsDep,
     filters: FiltersDep,
     file: Annotated[UploadFile, File(description="the example image; analysed, never stored")],
-    limit: Limit = 20,
-    cursor: Cursor = None,
 ) -> SearchPage:
     """The owner's photos most like an example image (image-embedding cosine), with the filters."""
     # Read at most one byte past the limit so an oversized file never sits whole in memory.
@@ -82,7 +77,14 @@ def search_by_image(
     if not data:
         raise Invalid("the file is empty", errors=[{"field": "file", "message": "empty"}])
     hits, next_cursor = search_service.search_by_image(
-        db, settings, owner_id=owner, data=data, filters=filters, limit=limit, cursor=cursor
+        db,
+        settings,
+        models,
+        owner_id=owner,
+        data=data,
+        filters=filters,
+        limit=paging.limit,
+        cursor=paging.cursor,
     )
     return _page(db, hits, next_cursor)
 
@@ -100,14 +102,13 @@ def search_by_image(
 def similar_photos(
     db: SessionDep,
     owner: CurrentOwner,
+    paging: PagingDep,
     photo_id: str,
     filters: FiltersDep,
-    limit: Limit = 20,
-    cursor: Cursor = None,
 ) -> SearchPage:
     """The owner's photos most like this one (itself left out), with the filters."""
     hits, next_cursor = search_service.similar_photos(
-        db, owner_id=owner, photo_id=photo_id, filters=filters, limit=limit, cursor=cursor
+        db, owner_id=owner, photo_id=photo_id, filters=filters, limit=paging.limit, cursor=paging.cursor
     )
     return _page(db, hits, next_cursor)
 
@@ -116,13 +117,12 @@ def similar_photos(
 def list_duplicates(
     db: SessionDep,
     owner: CurrentOwner,
+    paging: PagingDep,
     store: StoreDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Cursor = None,
 ) -> DuplicatePage:
     """Groups of near-duplicate photos, biggest groups first, each with its best shot first."""
     groups, next_cursor = duplicate_service.duplicate_groups(
-        db, store, owner_id=owner, limit=limit, cursor=cursor
+        db, store, owner_id=owner, limit=paging.limit, cursor=paging.cursor
     )
     items: list[DuplicateGroup] = []
     for group in groups:

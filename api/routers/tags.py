@@ -1,13 +1,12 @@
 """Tags: user tags, confirming or rejecting model tags, the vocabulary and the review queue."""
 
-from typing import Annotated, Literal
-
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 from fastapi.responses import Response
 
 import services.tagging.service as tag_service
-from api.deps import CurrentOwner, SessionDep
+from api.deps import CurrentOwner, PagingDep, SessionDep
 from api.errors import problem_responses
+from db.enums import TagKind
 from schemas.common import Page
 from schemas.photos import Photo, Tag, photo_from_view
 from schemas.tags import ReviewItem, TagCount, TagCreate, TagStateChange, TagVocabulary
@@ -17,7 +16,6 @@ from services.photos.views import photo_view, photo_views
 router = APIRouter(tags=["tags"])
 
 PROBLEMS = problem_responses({404: "no such photo or tag for this owner"})
-TagKind = Literal["object", "label", "category", "user"]
 
 
 @router.post(
@@ -66,12 +64,13 @@ def vocabulary(db: SessionDep, owner: CurrentOwner, kind: TagKind | None = None)
 def review_tags(
     db: SessionDep,
     owner: CurrentOwner,
+    paging: PagingDep,
     kind: TagKind | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> Page[ReviewItem]:
     """Suggested model tags, least confident first, each with its photo."""
-    rows, next_cursor = tag_service.review_queue(db, owner_id=owner, limit=limit, cursor=cursor, kind=kind)
+    rows, next_cursor = tag_service.review_queue(
+        db, owner_id=owner, limit=paging.limit, cursor=paging.cursor, kind=kind
+    )
     photos = get_photos(db, owner_id=owner, photo_ids=list(dict.fromkeys(tag.photo_id for tag in rows)))
     views = {view.photo.id: photo_from_view(view) for view in photo_views(db, photos)}
     items = [ReviewItem(tag=Tag(**tag_service.tag_dict(tag)), photo=views[tag.photo_id]) for tag in rows]

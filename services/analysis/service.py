@@ -14,19 +14,21 @@ from PIL import Image
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from core.errors import ModelMissing
 from core.events import photos_changed
 from db.models import Detection, Photo, PhotoAnalysis, PhotoEmbedding
 from db.types import utcnow
-from services.faces.service import owner_has_labels, request_recognition, store_faces
+from services.faces.service import owner_has_labels, store_faces
 from services.inference.faces import FaceResult
 from services.inference.labels import LabelResult
-from services.inference.models import ModelSet, get_models
+from services.inference.models import ModelSet
 from services.inference.objects import Detection as ObjectDetection
-from services.jobs.service import JobContext, JobType, register_job_type
+from services.jobs.service import JobContext, JobType, ensure_queued_job, register_job_type
 from services.photos.images import load_oriented
 from services.photos.service import get_photo, get_photos, owner_photo_ids
 from services.quality.assess import QualityResult, assess_quality, jpeg_tables
 from services.quality.rotation import RotationSuggestion, needs_rotation_check, suggest_rotation
+from services.search.documents import embed_summaries
 from services.search.places import set_photo_place
 from services.tagging.rules import DerivedTag, derive_tags, load_rules
 from services.tagging.service import ModelTag, replace_model_tags
@@ -182,7 +184,7 @@ def analyze_batch(
             quant_tables[photo_id] = jpeg_tables(original)
         except Exception as exc:  # one unreadable photo must not sink the batch
             errors[photo_id] = f"could not decode the original: {exc}"
-    models = get_models()
+    models = context.models
     ids = list(images)
     try:
         findings = analyze_images([images[i] for i in ids], models, [check_rotation[i] for i in ids])
@@ -204,6 +206,12 @@ def analyze_batch(
                 photo.analysis_error = errors[photo.id]
             else:
                 store_findings(db, photo, findings[ids.index(photo.id)], models)
+        analysed = [photo_id for photo_id in ids if photo_id not in errors]
+        try:
+            embed_summaries(db, owner_id, analysed, models.text)
+        except ModelMissing as error:
+            # Search still works on words; the index embeds the summaries once the model is there.
+            log.warning("summaries of %d photos not embedded: %s", len(analysed), error.detail)
         db.commit()
     return errors
 
@@ -212,7 +220,8 @@ def recognise_after_analysis(context: JobContext, owner_id: str, params: dict[st
     """New faces get names as soon as the owner has taught the classifier anyone."""
     with context.sessions() as db:
         if owner_has_labels(db, owner_id):
-            request_recognition(db, owner_id=owner_id)
+            ensure_queued_job(db, owner_id=owner_id, type="recognize")
+            db.commit()
 
 
 def register() -> None:

@@ -53,13 +53,15 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import pillow_heif
 import pyexiv2
 from PIL import Image
 
 from core.errors import Invalid
+from db.enums import TagKind
+from services.inference.tensors import box_iou
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,6 @@ _EXIV2_LOCK = threading.Lock()
 # Image.open must know HEIC/HEIF for their pixel size; registering twice (images.py does) is harmless.
 pillow_heif.register_heif_opener()
 
-TagKind = Literal["object", "label", "category", "user"]
 Box = tuple[float, float, float, float]
 
 HIERARCHY_ROOTS: dict[str, str] = {
@@ -371,14 +372,6 @@ def _xmp_changes(
 # -- MWG regions -----------------------------------------------------------------------------------
 
 
-def _iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _existing_regions(xmp: dict[str, Any]) -> dict[int, dict[str, str]]:
     """Existing RegionList items by 1-based index: their sub-fields ("mwg-rs:Name", ...)."""
     regions: dict[int, dict[str, str]] = {}
@@ -423,8 +416,8 @@ def _region_changes(
     next_index = max(existing, default=0) + 1
     for face in faces:
         box = display_box_to_stored(face.box, orientation)
-        best = max(candidates, key=lambda i: _iou(candidates[i], box), default=None)
-        if best is not None and _iou(candidates[best], box) >= REGION_MATCH_IOU:
+        best = max(candidates, key=lambda i: box_iou(candidates[i], box), default=None)
+        if best is not None and box_iou(candidates[best], box) >= REGION_MATCH_IOU:
             index = best  # the same face, written before (by us or another program): update it
             del candidates[best]
             fields = existing[index]
@@ -513,7 +506,7 @@ def _embed(data: bytes, media_type: str, meta: PhotoMetadata, plan: _Plan) -> by
             image.modify_iptc(iptc_changes)
         if exif_changes:
             image.modify_exif(exif_changes)
-        written = image.get_bytes()
+        written = bytes(image.get_bytes())
     finally:
         image.close()
     reread = pyexiv2.ImageData(written)

@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.errors import Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound
 from core.storage import atomic_write
 from db.models import Export, Face, Person, Photo, PhotoTag
 from db.types import utcnow
@@ -31,8 +32,11 @@ from services.exports.metadata_writer import (
     write_metadata,
 )
 from services.exports.zipstream import ZipEntry, safe_unique_name, write_zip
-from services.jobs.service import JobContext, JobType, create_job, register_job_type
-from services.photos.service import PhotoFilters, get_photos, list_photos
+from services.inference.models import ModelSet
+from services.jobs.service import JobContext, JobType, create_job, get_job, register_job_type
+from services.photos.filters import PhotoFilters
+from services.photos.service import get_photos, list_photos
+from services.search.service import search_photo_ids
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +107,67 @@ def create_export(db: Session, *, owner_id: str, photo_ids: list[str], request: 
     return export
 
 
+def start_export(
+    db: Session,
+    models: ModelSet,
+    *,
+    owner_id: str,
+    photo_ids: list[str] | None,
+    filters: PhotoFilters | None,
+    query: str | None,
+    request: dict[str, Any],
+) -> Export:
+    """An export of the photos chosen by id, by filters, or by a text search with filters."""
+    if photo_ids is None and query and query.strip():
+        assert filters is not None
+        selected = search_photo_ids(db, models, owner_id=owner_id, query=query.strip(), filters=filters)
+    else:
+        selected = resolve_photo_ids(db, owner_id=owner_id, photo_ids=photo_ids, filters=filters)
+    return create_export(db, owner_id=owner_id, photo_ids=selected, request=request)
+
+
 def get_export(db: Session, *, owner_id: str, export_id: str) -> Export:
     export = db.get(Export, export_id)
     if export is None or export.owner_id != owner_id:
         raise NotFound(f"no export with id {export_id!r}")
     return export
+
+
+@dataclass(frozen=True)
+class ExportProgress:
+    state: str
+    total: int
+    done: int
+    failed: int
+    errors: list[dict[str, Any]]
+
+
+def export_progress(db: Session, export: Export) -> ExportProgress:
+    """What a client sees of an export: its own state, or its job's when the job ended badly."""
+    job = get_job(db, owner_id=export.owner_id, job_id=export.job_id) if export.job_id else None
+    state = export.state
+    if job is not None and job.state in ("cancelled", "failed") and state not in ("ready", "expired"):
+        state = job.state
+    errors = list(job.errors) if job else []
+    if export.error:
+        errors.append({"item": None, "error": export.error})
+    return ExportProgress(
+        state=state,
+        total=job.total if job else len(export.entries),
+        done=job.done if job else 0,
+        failed=job.failed if job else 0,
+        errors=errors,
+    )
+
+
+def ready_zip(db: Session, settings: Settings, *, owner_id: str, export_id: str) -> tuple[Path, str]:
+    """The finished zip's path and download name; 404 once expired, 409 while not ready."""
+    export = get_export(db, owner_id=owner_id, export_id=export_id)
+    if export.state == "expired":
+        raise NotFound(f"export {export_id} has expired; create a new one")
+    if export.state != "ready":
+        raise Conflict(f"export {export_id} is {export.state}, not ready yet")
+    return zip_path(settings, export.id), f"shoebox-export-{export.created_at:%Y%m%d-%H%M%S}.zip"
 
 
 def photo_metadata(db: Session, photos: list[Photo]) -> dict[str, PhotoMetadata]:

@@ -1,18 +1,15 @@
-"""Streaming zip writing for exports, with bounded memory, and safe unique file names inside it.
+"""Zip writing for exports, with bounded memory, and safe unique file names inside it.
 
-`write_zip` writes entries one chunk at a time into a file (or any binary stream); `iter_zip`
-yields the archive as byte chunks for a streaming HTTP response. Neither holds more than one chunk
-of one entry at a time (plus zlib's own window for compressed entries). Already-compressed media is
+`write_zip` writes entries one chunk at a time into a file (or any binary stream), never holding
+more than one chunk of one entry (plus zlib's own window for compressed entries). Already-compressed media is
 stored as is (ZIP_STORED: deflating a JPEG costs CPU and saves nothing); text formats are deflated.
 ZIP64 is used where sizes need it, so exports beyond 4 GiB or 65535 entries work.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import re
-import time
 import unicodedata
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -75,50 +72,14 @@ def write_zip(dest: BinaryIO | str | os.PathLike[str], entries: Iterable[ZipEntr
     count = 0
     with zipfile.ZipFile(dest, mode="w", allowZip64=True) as zf:
         for entry in entries:
-            for _ in _entry_steps(zf, entry):
-                pass
+            _write_entry(zf, entry)
             count += 1
     dest.flush()
     return count
 
 
-def iter_zip(entries: Iterable[ZipEntry]) -> Iterator[bytes]:
-    """The zip archive of `entries` as a stream of byte chunks (for a streaming HTTP response)."""
-    sink = _ChunkSink()
-    with zipfile.ZipFile(sink, mode="w", allowZip64=True) as zf:
-        for entry in entries:
-            for _ in _entry_steps(zf, entry):
-                yield from sink.drain()
-        yield from sink.drain()
-    yield from sink.drain()  # the central directory, written on close
-
-
-class _ChunkSink(io.RawIOBase):
-    """A write-only, unseekable stream that hands out what was written since the last drain."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._parts: list[bytes] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
-        if data:
-            self._parts.append(bytes(data))
-        return len(data)
-
-    def tell(self) -> int:
-        # zipfile probes seekability with tell()/seek(); refusing makes it write data descriptors.
-        raise io.UnsupportedOperation("unseekable stream")
-
-    def drain(self) -> Iterator[bytes]:
-        parts, self._parts = self._parts, []
-        yield from parts
-
-
-def _entry_steps(zf: zipfile.ZipFile, entry: ZipEntry) -> Iterator[None]:
-    """Write one entry, pausing after every chunk (so iter_zip can pass the bytes on)."""
+def _write_entry(zf: zipfile.ZipFile, entry: ZipEntry) -> None:
+    """Write one entry chunk by chunk, so memory stays flat whatever its size."""
     name = _check_entry_name(entry.name)
     info = zipfile.ZipInfo(name, date_time=_zip_time(entry.date_time))
     compress = entry.compress if entry.compress is not None else _should_compress(name)
@@ -134,8 +95,6 @@ def _entry_steps(zf: zipfile.ZipFile, entry: ZipEntry) -> Iterator[None]:
     with zf.open(info, mode="w", force_zip64=size is None) as out:
         for chunk in _chunks(entry.data):
             out.write(chunk)
-            yield None
-    yield None
 
 
 def _known_size(data: bytes | Iterable[bytes]) -> int | None:
@@ -158,13 +117,16 @@ def _should_compress(name: str) -> bool:
     return suffix not in STORED_EXTENSIONS
 
 
-def _zip_time(value: datetime | tuple[int, int, int, int, int, int] | None) -> tuple[int, ...]:
-    if value is None:
-        stamp: tuple[int, ...] = time.localtime()[:6]
-    elif isinstance(value, datetime):
-        stamp = value.timetuple()[:6]
-    else:
-        stamp = tuple(value)[:6]
+ZipTime = tuple[int, int, int, int, int, int]
+
+
+def _zip_time(value: datetime | ZipTime | None) -> ZipTime:
+    moment = datetime.now() if value is None else value
+    stamp: ZipTime = (
+        (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+        if isinstance(moment, datetime)
+        else moment
+    )
     # The DOS date field covers 1980..2107; clamp rather than fail on a scanner's 1970 clock.
     if stamp < ZIP_EPOCH:
         return ZIP_EPOCH

@@ -3,12 +3,14 @@
 import re
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, Invalid, NotFound
 from core.events import photos_changed
+from core.pagination import decode_cursor, encode_cursor
 from db.models import Face, Person
+from services.jobs.service import ensure_queued_job
 
 
 def clean_person_name(name: str) -> str:
@@ -34,7 +36,7 @@ def find_by_name(db: Session, *, owner_id: str, name: str) -> Person | None:
     )
 
 
-def create_person(db: Session, *, owner_id: str, name: str) -> Person:
+def _new_person(db: Session, *, owner_id: str, name: str) -> Person:
     name = clean_person_name(name)
     if find_by_name(db, owner_id=owner_id, name=name) is not None:
         raise Conflict(f"a person named {name!r} already exists")
@@ -44,8 +46,14 @@ def create_person(db: Session, *, owner_id: str, name: str) -> Person:
     return person
 
 
+def create_person(db: Session, *, owner_id: str, name: str) -> Person:
+    person = _new_person(db, owner_id=owner_id, name=name)
+    db.commit()
+    return person
+
+
 def get_or_create_by_name(db: Session, *, owner_id: str, name: str) -> Person:
-    return find_by_name(db, owner_id=owner_id, name=name) or create_person(db, owner_id=owner_id, name=name)
+    return find_by_name(db, owner_id=owner_id, name=name) or _new_person(db, owner_id=owner_id, name=name)
 
 
 def rename_person(db: Session, *, owner_id: str, person_id: str, name: str) -> Person:
@@ -71,6 +79,7 @@ def delete_person(db: Session, *, owner_id: str, person_id: str) -> None:
     )
     db.delete(person)
     photos_changed(db, owner_id, affected)
+    ensure_queued_job(db, owner_id=owner_id, type="recognize")
     db.commit()
 
 
@@ -90,6 +99,7 @@ def merge_people(db: Session, *, owner_id: str, person_id: str, from_ids: list[s
     for source in sources:
         db.delete(source)
     photos_changed(db, owner_id, _photo_ids_of([target.id], db))
+    ensure_queued_job(db, owner_id=owner_id, type="recognize")
     db.commit()
     return target
 
@@ -98,16 +108,20 @@ def _photo_ids_of(person_ids: list[str], db: Session) -> list[str]:
     return list(db.scalars(select(Face.photo_id).where(Face.person_id.in_(person_ids)).distinct()))
 
 
-def list_people(db: Session, *, owner_id: str, limit: int, offset: int) -> list[Person]:
-    return list(
-        db.scalars(
-            select(Person)
-            .where(Person.owner_id == owner_id)
-            .order_by(func.lower(Person.name), Person.id)
-            .offset(offset)
-            .limit(limit)
-        )
-    )
+def list_people(
+    db: Session, *, owner_id: str, limit: int, cursor: str | None = None
+) -> tuple[list[Person], str | None]:
+    """People by name (case-insensitive), keyset-paged."""
+    key = func.lower(Person.name)
+    query = select(Person).where(Person.owner_id == owner_id)
+    if cursor:
+        last_name, last_id = decode_cursor(cursor, 2)
+        query = query.where(or_(key > last_name, and_(key == last_name, Person.id > last_id)))
+    rows = list(db.scalars(query.order_by(key, Person.id).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor([last.name.lower(), last.id])
 
 
 def people_stats(db: Session, person_ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -141,7 +141,7 @@ class Calibration:
 
     def probability(self, score: np.ndarray, margin: np.ndarray) -> np.ndarray:
         z = self.a * score + self.b * np.minimum(margin, MARGIN_CAP) + self.c
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
+        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0))), dtype=np.float64)
 
     @classmethod
     def default(cls) -> Calibration:
@@ -171,7 +171,7 @@ def _unit_rows(x: np.ndarray, what: str, dim: int | None = None) -> np.ndarray:
         raise RecognitionError(f"{what} contain NaN or infinite values")
     norms = np.linalg.norm(arr, axis=1, keepdims=True)
     # Embeddings are stored unit-norm already; renormalising makes the cosine maths safe anyway.
-    return arr / np.maximum(norms, 1e-12)
+    return np.asarray(arr / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 @dataclass
@@ -523,13 +523,14 @@ def cluster(
 
 
 def _hdbscan(x: np.ndarray, min_size: int, *, allow_single_cluster: bool) -> np.ndarray:
-    return HDBSCAN(
+    labels: np.ndarray = HDBSCAN(
         min_cluster_size=min_size,
         metric="euclidean",
         algorithm="brute",
         copy=True,
         allow_single_cluster=allow_single_cluster,
     ).fit_predict(x.astype(np.float64))
+    return labels
 
 
 def _split_unrelated(x: np.ndarray, group: list[int], min_size: int) -> list[list[int]]:

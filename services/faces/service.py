@@ -20,10 +20,11 @@ from core.errors import Conflict, Invalid, NotFound
 from core.events import photos_changed
 from core.pagination import decode_cursor, encode_cursor
 from core.storage import BlobStore
-from db.models import Face, Job, Person, Photo
+from db.models import Face, Person, Photo
 from services.faces.people import get_or_create_by_name, get_person
 from services.inference.faces import FaceResult
-from services.jobs.service import JobContext, JobType, create_job, register_job_type
+from services.inference.tensors import box_iou
+from services.jobs.service import JobContext, JobType, ensure_queued_job, register_job_type
 from services.photos.images import load_oriented
 from services.photos.service import get_photo
 
@@ -32,15 +33,6 @@ log = logging.getLogger(__name__)
 # A re-detected face is "the same face" as a stored one when their boxes overlap this much.
 SAME_FACE_IOU = 0.5
 FaceOrder = Literal["created", "confidence"]
-
-
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    inter_w = max(0.0, min(ax2, bx2) - max(a[0], b[0]))
-    inter_h = max(0.0, min(ay2, by2) - max(a[1], b[1]))
-    inter = inter_w * inter_h
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _box(face: Face) -> tuple[float, float, float, float]:
@@ -58,7 +50,7 @@ def store_faces(db: Session, photo: Photo, results: list[FaceResult], detector: 
         box = tuple(float(v) for v in result.detection.box)
         best, best_iou = None, SAME_FACE_IOU
         for index in unmatched:
-            overlap = _iou(box, _box(existing[index]))  # type: ignore[arg-type]
+            overlap = box_iou(box, _box(existing[index]))
             if overlap >= best_iou:
                 best, best_iou = index, overlap
         if best is not None:
@@ -203,6 +195,8 @@ def label_faces(
     for face in faces:
         face.person_id, face.person_source, face.person_confidence = person.id, "user", 1.0
     photos_changed(db, owner_id, by_photo)
+    # The labels and the retraining they need commit together.
+    ensure_queued_job(db, owner_id=owner_id, type="recognize")
     db.commit()
     return person
 
@@ -212,6 +206,7 @@ def unassign_face(db: Session, *, owner_id: str, face_id: str) -> Face:
     face = get_face(db, owner_id=owner_id, face_id=face_id)
     face.person_id, face.person_source, face.person_confidence = None, "user", None
     photos_changed(db, owner_id, [face.photo_id])
+    ensure_queued_job(db, owner_id=owner_id, type="recognize")
     db.commit()
     return face
 
@@ -309,9 +304,11 @@ def recognise(db: Session, *, owner_id: str, photo_ids: list[str] | None = None)
         ).all()
         classifier = recognition.train(
             _embeddings(labelled),
-            [face.person_id for face in labelled],
+            [face.person_id for face in labelled if face.person_id is not None],
             # Empty when every unnamed face is a poor one (they are still predicted).
-            unlabelled=np.stack([np.frombuffer(v, dtype=np.float32) for v in pool]) if pool else None,
+            unlabelled=np.stack([np.frombuffer(v, dtype=np.float32) for v in pool if v is not None])
+            if pool
+            else None,
         )
         predictions = classifier.predict(_embeddings(usable))
         by_photo: dict[str, list[tuple[str, recognition.Prediction]]] = defaultdict(list)
@@ -323,7 +320,7 @@ def recognise(db: Session, *, owner_id: str, photo_ids: list[str] | None = None)
                 Face.photo_id.in_(list(by_photo)), Face.person_source == "user", Face.person_id.is_not(None)
             )
         ):
-            by_photo[photo_id].append((face_id, recognition.Prediction.user_label(person_id)))
+            by_photo[photo_id].append((face_id, recognition.Prediction.user_label(str(person_id))))
         resolved: dict[str, recognition.Prediction] = {}
         for pairs in by_photo.values():
             resolved.update(recognition.assign_exclusive(pairs))
@@ -352,18 +349,6 @@ def photos_with_faces(db: Session, owner_id: str) -> list[str]:
     return list(
         db.scalars(select(Face.photo_id).where(Face.owner_id == owner_id).distinct().order_by(Face.photo_id))
     )
-
-
-def request_recognition(db: Session, *, owner_id: str) -> Job | None:
-    """After labels change: one queued recognition per owner is enough (it reads labels when it runs)."""
-    queued = db.scalar(
-        select(Job).where(Job.owner_id == owner_id, Job.type == "recognize", Job.state == "queued").limit(1)
-    )
-    if queued is not None:
-        return queued
-    job = create_job(db, owner_id=owner_id, type="recognize")
-    db.commit()
-    return job
 
 
 def owner_has_labels(db: Session, owner_id: str) -> bool:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from services.inference.tensors import laplacian_variance as tensor_laplacian_variance
+
 # ArcFace / InsightFace 112x112 template: left eye, right eye, nose tip, left and right mouth
 # corners, "left" meaning image-left (the subject's right eye).
 _ARCFACE_POINTS = np.array(
@@ -129,9 +131,7 @@ def laplacian_variance(crop: Image.Image | np.ndarray, size: int = 112) -> float
     if grey.size != (size, size):
         grey = grey.resize((size, size), Image.Resampling.BILINEAR)
     x0, y0, x1, y1 = (round(v * size / 112) for v in SHARPNESS_REGION)
-    g = np.asarray(grey, dtype=np.float32)[y0:y1, x0:x1]
-    lap = g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4.0 * g[1:-1, 1:-1]
-    return float(lap.var())
+    return tensor_laplacian_variance(np.asarray(grey, dtype=np.float32)[y0:y1, x0:x1])
 
 
 def face_quality(

@@ -7,15 +7,17 @@ coordinate it returns is relative to that image (normalised 0..1, origin top-lef
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from core.config import Settings
 from onnx_models.manifest import ModelEntry, load_manifest
+from services.inference.base import InferenceModel, Preprocessing
 from services.inference.face_align import (
     ARCFACE_112,
     MIN_FACE_PX,
@@ -26,7 +28,8 @@ from services.inference.face_align import (
     align_face,
     face_quality,
 )
-from services.inference.runtime import OnnxSession, get_session
+from services.inference.runtime import OnnxSession
+from services.inference.tensors import grouped_nms, l2_normalise, nms
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,6 @@ __all__ = [
     "align_face",
     "face_quality",
     "load_face_detector",
-    "nms",
 ]
 
 
@@ -96,41 +98,50 @@ class FaceDetection:
         return float(self.box[2] * w * self.box[3] * h)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, mode: str = "union") -> np.ndarray:
-    """Greedy non-maximum suppression on [N, 4] xyxy boxes; returns kept indices, best first.
-
-    mode "min" divides the overlap by the smaller box (MTCNN's last stage: drops a box inside another).
-    """
-    if len(boxes) == 0:
-        return np.empty(0, dtype=np.int64)
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
-    order = np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size:
-        i = order[0]
-        keep.append(i)
-        rest = order[1:]
-        iw = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
-        ih = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
-        inter = iw * ih
-        denom = np.minimum(areas[i], areas[rest]) if mode == "min" else areas[i] + areas[rest] - inter
-        overlap = inter / np.maximum(denom, 1e-9)
-        order = rest[overlap <= iou]
-    return np.asarray(keep, dtype=np.int64)
-
-
 def _rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-class FaceDetector(ABC):
+class FaceDetector(InferenceModel):
     """Common interface: a list of images in, one list of faces per image out (best first)."""
 
-    name: str
+    role = "face_detection"
+
+    def __init__(self, entry: ModelEntry, settings: Settings) -> None:
+        super().__init__(entry, settings)
+        self.name = entry.name
 
     @abstractmethod
     def detect(self, images: Sequence[Image.Image]) -> list[list[FaceDetection]]: ...
+
+    def warm_up(self) -> None:
+        self.detect([Image.new("RGB", (64, 64))])
+
+
+class YuNetPreprocessing(Preprocessing):
+    channels: Literal["BGR"] = "BGR"
+    scale: float = 1.0
+    pad_multiple: int = 32
+    score_threshold: float
+    nms_iou: float
+    strides: tuple[int, ...] = (8, 16, 32)
+
+
+class MtcnnPreprocessing(Preprocessing):
+    channels: Literal["RGB"] = "RGB"
+    mean: float = 127.5
+    scale: float = 0.0078125
+    min_face_px: float = 20.0
+    scale_factor: float = 0.709
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+
+
+class FaceEmbeddingPreprocessing(Preprocessing):
+    input_size: int = 112
+    channels: Literal["RGB", "BGR"] = "BGR"
+    mean: float = 127.5
+    scale: float = 1 / 127.5
+    template: str = "arcface_112"
 
 
 # --- YuNet ----------------------------------------------------------------------------------------
@@ -145,25 +156,24 @@ class YuNetDetector(FaceDetector):
     raised k=1 identification from 0.965 (none) and 0.973 (2x) to 0.978; bench/reports/face_detectors.md.
     """
 
+    preprocessing_type = YuNetPreprocessing
+
     def __init__(
         self,
-        entry: ModelEntry | None = None,
-        settings: Settings | None = None,
+        entry: ModelEntry,
+        settings: Settings,
         target_side: int = 640,
         max_upscale: float = 3.0,
         score_threshold: float | None = None,
         nms_iou: float | None = None,
     ) -> None:
-        entry = entry or load_manifest().by_name("yunet")
-        pre = entry.preprocessing
-        self.name = entry.name
-        self.session: OnnxSession = get_session(entry.file, settings)
-        self.strides: list[int] = list(pre.get("strides", [8, 16, 32]))
-        self.pad_multiple = int(pre.get("pad_multiple", 32))
-        self.score_threshold = float(
-            score_threshold if score_threshold is not None else pre["score_threshold"]
-        )
-        self.nms_iou = float(nms_iou if nms_iou is not None else pre["nms_iou"])
+        super().__init__(entry, settings)
+        pre = YuNetPreprocessing.model_validate(entry.preprocessing)
+        self.onnx: OnnxSession = self.session()
+        self.strides = list(pre.strides)
+        self.pad_multiple = pre.pad_multiple
+        self.score_threshold = pre.score_threshold if score_threshold is None else score_threshold
+        self.nms_iou = pre.nms_iou if nms_iou is None else nms_iou
         self.target_side = target_side
         self.max_upscale = max_upscale
         self.top_k = 5000  # candidates kept before NMS, as OpenCV's FaceDetectorYN does
@@ -184,7 +194,7 @@ class YuNetDetector(FaceDetector):
         ph, pw = -(-rh // m) * m, -(-rw // m) * m
         blob = np.zeros((1, 3, ph, pw), dtype=np.float32)
         blob[0, :, :rh, :rw] = np.asarray(resized, dtype=np.float32)[:, :, ::-1].transpose(2, 0, 1)
-        outputs = dict(zip(self.session.output_names, self.session.run({"input": blob}), strict=True))
+        outputs = dict(zip(self.onnx.output_names, self.onnx.run({"input": blob}), strict=True))
 
         boxes, kps, scores = [], [], []
         for s in self.strides:
@@ -225,10 +235,12 @@ class MtcnnDetector(FaceDetector):
     O-net's landmarks are accurate (k=1 identification 0.971 -> 0.985 on the faces set).
     """
 
+    preprocessing_type = MtcnnPreprocessing
+
     def __init__(
         self,
-        entry: ModelEntry | None = None,
-        settings: Settings | None = None,
+        entry: ModelEntry,
+        settings: Settings,
         min_face_px: float | None = None,
         thresholds: Sequence[float] | None = None,
         scale_factor: float | None = None,
@@ -236,23 +248,18 @@ class MtcnnDetector(FaceDetector):
         max_side: int = 1280,
         batch_size: int = 256,
     ) -> None:
-        entry = entry or load_manifest().by_name("mtcnn")
-        pre = entry.preprocessing
-        self.name = entry.name
-        self.pnet = get_session(entry.file, settings)
+        super().__init__(entry, settings)
+        pre = MtcnnPreprocessing.model_validate(entry.preprocessing)
+        self.pnet = self.session()
         rnet_file = next(f for f in entry.extra_files if "rnet" in f)
         onet_file = next(f for f in entry.extra_files if "onet" in f)
-        self.rnet = get_session(rnet_file, settings)
-        self.onet = get_session(onet_file, settings)
-        self.mean = float(pre.get("mean", 127.5))
-        self.scale = float(pre.get("scale", 0.0078125))
-        self.min_face_px = float(min_face_px if min_face_px is not None else pre.get("min_face_px", 20))
-        self.thresholds = list(
-            thresholds if thresholds is not None else pre.get("thresholds", [0.6, 0.7, 0.7])
-        )
-        self.scale_factor = float(
-            scale_factor if scale_factor is not None else pre.get("scale_factor", 0.709)
-        )
+        self.rnet = self.session(rnet_file)
+        self.onet = self.session(onet_file)
+        self.mean = pre.mean
+        self.scale = pre.scale
+        self.min_face_px = pre.min_face_px if min_face_px is None else float(min_face_px)
+        self.thresholds = list(pre.thresholds if thresholds is None else thresholds)
+        self.scale_factor = pre.scale_factor if scale_factor is None else float(scale_factor)
         self.min_side = min_side
         self.max_side = max_side
         self.batch_size = batch_size
@@ -348,7 +355,7 @@ class MtcnnDetector(FaceDetector):
         ok = prob[:, 1] > self.thresholds[1]
         boxes, owner, reg = boxes[ok], owner[ok], reg[ok]
         boxes[:, 4] = prob[ok, 1]
-        keep = _batched_nms(boxes, owner, 0.7, "union")
+        keep = grouped_nms(boxes[:, :4], boxes[:, 4], owner, 0.7, "union")
         boxes, owner, reg = boxes[keep], owner[keep], reg[keep]
         boxes = _square(_regress(boxes, reg))
         if len(boxes) == 0:
@@ -364,7 +371,7 @@ class MtcnnDetector(FaceDetector):
         # Landmarks are fractions of the O-net box: x in columns 0-4, y in 5-9.
         points = np.stack([bw * lms[:, :5] + boxes[:, 0:1] - 1, bh * lms[:, 5:] + boxes[:, 1:2] - 1], axis=2)
         boxes = _regress(boxes, reg)
-        keep = _batched_nms(boxes, owner, 0.7, "min")
+        keep = grouped_nms(boxes[:, :4], boxes[:, 4], owner, 0.7, "min")
 
         for k in keep:
             i = int(owner[k])
@@ -400,18 +407,10 @@ def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
     return out
 
 
-def _batched_nms(boxes: np.ndarray, owner: np.ndarray, iou: float, mode: str) -> np.ndarray:
-    """NMS separately per image: shift each image's boxes apart so they can never overlap."""
-    if len(boxes) == 0:
-        return np.empty(0, dtype=np.int64)
-    offset = (owner * (np.abs(boxes[:, :4]).max() + 1))[:, None]
-    return nms(boxes[:, :4] + offset, boxes[:, 4], iou, mode)
-
-
 _DETECTORS: dict[str, type[FaceDetector]] = {"yunet": YuNetDetector, "mtcnn": MtcnnDetector}
 
 
-def load_face_detector(name: str | None = None, settings: Settings | None = None) -> FaceDetector:
+def load_face_detector(settings: Settings, name: str | None = None) -> FaceDetector:
     """The manifest's default face detector, or the one named; its family picks the class."""
     manifest = load_manifest()
     entry = manifest.by_name(name) if name else manifest.default_for("face_detection")
@@ -421,39 +420,40 @@ def load_face_detector(name: str | None = None, settings: Settings | None = None
         cls = _DETECTORS[entry.family]
     except KeyError:
         raise ValueError(f"no face detector implementation for family {entry.family!r}") from None
-    return cls(entry, settings)  # type: ignore[call-arg]
+    return cls(entry, settings)
 
 
 # --- embedding ------------------------------------------------------------------------------------
 
 
-class FaceEmbedder:
+class FaceEmbedder(InferenceModel):
     """MobileFaceNet-ArcFace (MODELS.md section 3): aligned 112x112 crops -> L2-normalised vectors.
 
     flip_tta adds the embedding of the mirrored crop before normalising (a common ArcFace trick;
     see the benchmark report for what it buys here).
     """
 
+    role = "face_embedding"
+    preprocessing_type = FaceEmbeddingPreprocessing
+
     def __init__(
-        self,
-        entry: ModelEntry | None = None,
-        settings: Settings | None = None,
-        flip_tta: bool = True,
-        batch_size: int = 64,
+        self, entry: ModelEntry, settings: Settings, flip_tta: bool = True, batch_size: int = 64
     ) -> None:
-        entry = entry or load_manifest().default_for("face_embedding")
-        pre = entry.preprocessing
-        self.model_name = entry.name
-        self.session = get_session(entry.file, settings)
+        super().__init__(entry, settings)
+        pre = FaceEmbeddingPreprocessing.model_validate(entry.preprocessing)
+        self.onnx = self.session()
         self.input_name = entry.inputs[0].name
-        self.size = int(pre.get("input_size", 112))
-        self.template: FaceTemplate = TEMPLATES.get(str(pre.get("template", "arcface_112")), ARCFACE_112)
-        self.bgr = str(pre.get("channels", "BGR")).upper() == "BGR"
-        self.mean = float(pre.get("mean", 127.5))
-        self.scale = float(pre.get("scale", 1 / 127.5))
+        self.size = pre.input_size
+        self.template: FaceTemplate = TEMPLATES.get(pre.template, ARCFACE_112)
+        self.bgr = pre.channels == "BGR"
+        self.mean = pre.mean
+        self.scale = pre.scale
         self.dim = int(entry.outputs[0].shape[-1])
         self.flip_tta = flip_tta
         self.batch_size = batch_size
+
+    def warm_up(self) -> None:
+        self.embed([np.zeros((self.size, self.size, 3), dtype=np.uint8)])
 
     def _to_array(self, face: np.ndarray | Image.Image) -> np.ndarray:
         if isinstance(face, Image.Image):
@@ -477,12 +477,11 @@ class FaceEmbedder:
         out = self._run(x)
         if self.flip_tta:
             out = out + self._run(np.ascontiguousarray(x[..., ::-1]))
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return (out / np.maximum(norms, 1e-12)).astype(np.float32)
+        return l2_normalise(out)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         parts = [
-            self.session.run({self.input_name: x[i : i + self.batch_size]})[0]
+            self.onnx.run({self.input_name: x[i : i + self.batch_size]})[0]
             for i in range(0, len(x), self.batch_size)
         ]
         return np.concatenate(parts).astype(np.float32)
@@ -505,13 +504,13 @@ class FaceAnalyzer:
 
     def __init__(
         self,
-        detector: FaceDetector | None = None,
-        embedder: FaceEmbedder | None = None,
+        detector: FaceDetector,
+        embedder: FaceEmbedder,
         min_size_px: float = MIN_FACE_PX,
         min_sharpness: float = MIN_SHARPNESS,
     ) -> None:
-        self.detector = detector or load_face_detector()
-        self.embedder = embedder or FaceEmbedder()
+        self.detector = detector
+        self.embedder = embedder
         self.min_size_px = min_size_px
         self.min_sharpness = min_sharpness
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
-from core.config import Settings, get_settings
+from core.config import Settings
 from core.errors import ModelMissing
-from onnx_models.manifest import ModelEntry, load_manifest
-from services.inference.runtime import OnnxSession, get_session
+from onnx_models.manifest import ModelEntry
+from services.inference.base import InferenceModel, Preprocessing
+from services.inference.runtime import OnnxSession
+from services.inference.tensors import l2_normalise
 
 log = logging.getLogger(__name__)
 
@@ -38,36 +40,49 @@ class LabelResult:
     embedding: np.ndarray
 
 
-class ImageLabeler:
+class LabelsPreprocessing(Preprocessing):
+    input_size: int
+    channels: Literal["RGB", "BGR"] = "RGB"
+    # pixel -> (pixel * scale - mean) / std, per channel.
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    resize: Literal["short_side_then_center_crop", "stretch"] = "short_side_then_center_crop"
+    resize_short_side: int | None = None
+    interpolation: Literal["bicubic", "bilinear", "lanczos", "nearest"] = "bilinear"
+
+
+class ImageLabeler(InferenceModel):
     """Top-k ImageNet labels plus an image embedding, batched: one session run per batch.
 
     Images should already be orientation-corrected (EXIF applied); any PIL mode is accepted.
     """
 
-    def __init__(
-        self, entry: ModelEntry | None = None, settings: Settings | None = None, max_batch: int = 32
-    ) -> None:
-        settings = settings or get_settings()
-        self.entry = entry or load_manifest().default_for("labels")
-        self.model_name = self.entry.name
+    role = "labels"
+    preprocessing_type = LabelsPreprocessing
+
+    def __init__(self, entry: ModelEntry, settings: Settings, max_batch: int = 32) -> None:
+        super().__init__(entry, settings)
         self.max_batch = max(1, max_batch)
-        pp: dict[str, Any] = self.entry.preprocessing
-        self.input_size = int(pp["input_size"])
-        self.resize_policy = str(pp.get("resize", "short_side_then_center_crop"))
-        self.short_side = int(pp.get("resize_short_side", self.input_size))
-        self.resample = _RESAMPLING[str(pp.get("interpolation", "bilinear"))]
-        self.channels = str(pp.get("channels", "RGB"))
-        # pixel -> (pixel * scale - mean) / std, per channel.
-        self.scale = np.float32(pp.get("scale", 1.0 / 255.0))
-        self.mean = np.asarray(pp.get("mean", [0.0, 0.0, 0.0]), dtype=np.float32).reshape(3, 1, 1)
-        self.std = np.asarray(pp.get("std", [1.0, 1.0, 1.0]), dtype=np.float32).reshape(3, 1, 1)
+        pp = LabelsPreprocessing.model_validate(entry.preprocessing)
+        self.input_size = pp.input_size
+        self.resize_policy = pp.resize
+        self.short_side = pp.resize_short_side or pp.input_size
+        self.resample = _RESAMPLING[pp.interpolation]
+        self.channels = pp.channels
+        self.scale = np.float32(pp.scale)
+        self.mean = np.asarray(pp.mean, dtype=np.float32).reshape(3, 1, 1)
+        self.std = np.asarray(pp.std, dtype=np.float32).reshape(3, 1, 1)
         # Manifest convention for role "labels": outputs[0] = logits, outputs[1] = pooled embedding.
-        self.input_name = self.entry.inputs[0].name
-        self.logits_name = self.entry.outputs[0].name
-        self.embedding_name = self.entry.outputs[1].name
-        self.embedding_dim = int(self.entry.outputs[1].shape[-1])
-        self.session: OnnxSession = get_session(self.entry.file, settings)
+        self.input_name = entry.inputs[0].name
+        self.logits_name = entry.outputs[0].name
+        self.embedding_name = entry.outputs[1].name
+        self.embedding_dim = int(entry.outputs[1].shape[-1])
+        self.onnx: OnnxSession = self.session()
         self.class_names = self._load_class_names(settings)
+
+    def warm_up(self) -> None:
+        self.predict([Image.new("RGB", (self.input_size, self.input_size))])
 
     def _load_class_names(self, settings: Settings) -> list[str]:
         name = next((f for f in self.entry.extra_files if f.endswith(".labels.json")), None)
@@ -113,11 +128,11 @@ class ImageLabeler:
         for start in range(0, len(images), self.max_batch):
             chunk = images[start : start + self.max_batch]
             batch = np.stack([self.preprocess(image) for image in chunk])
-            logits, embeddings = self.session.run(
+            logits, embeddings = self.onnx.run(
                 {self.input_name: batch}, [self.logits_name, self.embedding_name]
             )
             probs = _softmax(logits.astype(np.float32))
-            embeddings = _l2_normalise(embeddings.astype(np.float32))
+            embeddings = l2_normalise(embeddings)
             for prob, embedding in zip(probs, embeddings, strict=True):
                 # argpartition then sort the k winners: O(C) instead of a full sort of 1000 classes.
                 top = np.argpartition(-prob, top_k - 1)[:top_k]
@@ -143,9 +158,4 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def _l2_normalise(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    return np.asarray(exp / exp.sum(axis=1, keepdims=True))

@@ -10,14 +10,16 @@ import ast
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
-from core.config import get_settings
+from core.config import Settings
 from onnx_models.manifest import ModelEntry, load_manifest
-from services.inference.runtime import OnnxSession, get_session
+from services.inference.base import InferenceModel, Preprocessing
+from services.inference.runtime import OnnxSession
+from services.inference.tensors import grouped_nms
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,6 @@ COCO80: tuple[str, ...] = (
 )  # fmt: skip
 
 SUPPORTED_FAMILIES = ("yolov8", "yolox")
-# Offset per class id so that one NMS call never suppresses boxes of different classes.
-_CLASS_OFFSET = 8192.0
 # Ultralytics' own caps: boxes entering NMS and detections kept per image.
 _MAX_NMS_CANDIDATES = 30000
 _MAX_DETECTIONS = 300
@@ -64,34 +64,6 @@ class _Letterbox:
     height: int
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy NMS over xyxy boxes; returns kept indices, best score first.
-
-    Greedy suppression is sequential by nature; each step is one vectorised IoU of the current best
-    box against all remaining ones.
-    """
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    order = np.argsort(-scores, kind="stable")
-    keep: list[int] = []
-    while order.size:
-        i = int(order[0])
-        keep.append(i)
-        rest = order[1:]
-        iw = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        ih = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = iw * ih
-        iou = inter / (areas[i] + areas[rest] - inter + 1e-9)
-        order = rest[iou <= iou_threshold]
-    return np.asarray(keep, dtype=np.int64)
-
-
-def batched_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float) -> np.ndarray:
-    """Class-wise NMS in one pass: shifting each class's boxes apart keeps classes independent."""
-    shifted = boxes + (class_ids.astype(np.float32) * _CLASS_OFFSET)[:, None]
-    return nms(shifted, scores, iou)
-
-
 def _names_from_metadata(session: OnnxSession) -> list[str] | None:
     """Ultralytics writes `names` as a Python dict literal ("{0: 'person', ...}") into the metadata."""
     raw = session.session.get_modelmeta().custom_metadata_map.get("names")
@@ -109,46 +81,64 @@ def _names_from_metadata(session: OnnxSession) -> list[str] | None:
     return None
 
 
-class ObjectDetector:
+class ObjectsPreprocessing(Preprocessing):
+    input_size: int | tuple[int, int] = 640
+    channels: Literal["RGB", "BGR"] = "RGB"
+    scale: float = 1.0
+    mean: float | tuple[float, float, float] = 0.0
+    std: float | tuple[float, float, float] = 1.0
+    # Ultralytics centres the image on the canvas; YOLOX pastes it at the top-left.
+    letterbox: Literal["center", "top_left"] | None = None
+    pad_value: int = 114
+    # Detections kept (stored) by analysis; tag thresholds are applied later, in tagging.
+    score_threshold: float = 0.25
+    nms_iou: float = 0.6
+    strides: tuple[int, ...] = (8, 16, 32)
+    classes: Literal["coco80"] | list[str] = "coco80"
+
+
+class ObjectDetector(InferenceModel):
     """One detector model; `detect` returns per-image detections with normalised [x, y, w, h] boxes."""
 
-    def __init__(self, entry: ModelEntry, session: OnnxSession | None = None) -> None:
-        if entry.role != "objects":
-            raise ValueError(f"model {entry.name!r} has role {entry.role!r}, not 'objects'")
+    role = "objects"
+    preprocessing_type = ObjectsPreprocessing
+
+    def __init__(self, entry: ModelEntry, settings: Settings) -> None:
+        super().__init__(entry, settings)
         if entry.family not in SUPPORTED_FAMILIES:
             raise ValueError(f"unsupported object-detector family {entry.family!r} ({entry.name})")
-        self.entry = entry
         self.name = entry.name
         self.family = entry.family
-        self.session = session or get_session(entry.file)
-        pre: dict[str, Any] = entry.preprocessing
+        self.onnx: OnnxSession = self.session()
+        pre = ObjectsPreprocessing.model_validate(entry.preprocessing)
 
-        size = pre.get("input_size", 640)
-        self.input_h, self.input_w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-        self.channels: str = pre.get("channels", "RGB").upper()
-        self.scale = float(pre.get("scale", 1.0))
-        self.mean = np.asarray(pre.get("mean", 0.0), dtype=np.float32).reshape(-1, 1, 1)
-        self.std = np.asarray(pre.get("std", 1.0), dtype=np.float32).reshape(-1, 1, 1)
-        # Ultralytics centres the image on the canvas; YOLOX pastes it at the top-left.
-        default_mode = "center" if self.family == "yolov8" else "top_left"
-        self.letterbox_mode: str = pre.get("letterbox", default_mode)
-        self.pad_value = int(pre.get("pad_value", 114))
-        self.score_threshold = float(pre.get("score_threshold", 0.25))
-        self.nms_iou = float(pre.get("nms_iou", 0.6))
-        self.strides: list[int] = [int(s) for s in pre.get("strides", [8, 16, 32])]
+        size = pre.input_size
+        self.input_h, self.input_w = (size, size) if isinstance(size, int) else size
+        self.channels = pre.channels
+        self.scale = pre.scale
+        self.mean = np.asarray(pre.mean, dtype=np.float32).reshape(-1, 1, 1)
+        self.std = np.asarray(pre.std, dtype=np.float32).reshape(-1, 1, 1)
+        self.letterbox_mode = pre.letterbox or ("center" if self.family == "yolov8" else "top_left")
+        self.pad_value = pre.pad_value
+        self.score_threshold = pre.score_threshold
+        self.nms_iou = pre.nms_iou
+        self.strides = list(pre.strides)
+        self.batch_size = max(1, settings.analysis_batch_size)
 
-        inputs = self.session.session.get_inputs()
+        inputs = self.onnx.session.get_inputs()
         self.input_name = inputs[0].name
         batch_dim = inputs[0].shape[0] if inputs[0].shape else None
         # A fixed batch dimension (the int8 v8 export has 1) means one image per run.
         self.fixed_batch: int | None = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
 
-        names = _names_from_metadata(self.session)
+        names = _names_from_metadata(self.onnx)
         if names is None:
-            classes = pre.get("classes", "coco80")
-            names = list(COCO80) if classes == "coco80" else [str(c) for c in classes]
+            names = list(COCO80) if pre.classes == "coco80" else [str(c) for c in pre.classes]
         self.class_names: list[str] = names
         self._grid: tuple[np.ndarray, np.ndarray] | None = None
+
+    def warm_up(self) -> None:
+        self.detect([Image.new("RGB", (64, 64))])
 
     # ---- preprocessing -------------------------------------------------------------------------
     def _letterbox(self, image: Image.Image) -> tuple[np.ndarray, _Letterbox]:
@@ -216,7 +206,7 @@ class ObjectDetector:
             cxcywh, scores, class_ids = cxcywh[top], scores[top], class_ids[top]
         half = cxcywh[:, 2:4] / 2
         xyxy = np.concatenate([cxcywh[:, :2] - half, cxcywh[:, :2] + half], axis=1)
-        keep = batched_nms(xyxy, scores, class_ids, iou)[:_MAX_DETECTIONS]
+        keep = grouped_nms(xyxy, scores, class_ids, iou)[:_MAX_DETECTIONS]
         xyxy, scores, class_ids = xyxy[keep], scores[keep], class_ids[keep]
         # Undo the letterbox, clip to the image, then normalise to 0..1.
         xyxy = (xyxy - np.array([lb.pad_x, lb.pad_y, lb.pad_x, lb.pad_y], dtype=np.float32)) / lb.ratio
@@ -251,7 +241,7 @@ class ObjectDetector:
         threshold = self.score_threshold if score_threshold is None else score_threshold
         iou = self.nms_iou if nms_iou is None else nms_iou
         prepared = [self._letterbox(img) for img in images]
-        batch = self.fixed_batch or max(1, get_settings().analysis_batch_size)
+        batch = self.fixed_batch or self.batch_size
         results: list[list[Detection]] = []
         for start in range(0, len(prepared), batch):
             chunk = prepared[start : start + batch]
@@ -260,15 +250,15 @@ class ObjectDetector:
                 # A fixed batch > 1 still needs full batches: pad with copies, drop their outputs.
                 pad = np.repeat(tensor[-1:], self.fixed_batch - tensor.shape[0], axis=0)
                 tensor = np.concatenate([tensor, pad])
-            output = self.session.run({self.input_name: tensor})[0]
+            output = self.onnx.run({self.input_name: tensor})[0]
             results.extend(
                 self._postprocess(output[i], lb, threshold, iou) for i, (_, lb) in enumerate(chunk)
             )
         return results
 
 
-def load_object_detector(name: str | None = None) -> ObjectDetector:
+def load_object_detector(settings: Settings, name: str | None = None) -> ObjectDetector:
     """The detector named in the manifest, or the manifest default for role "objects"."""
     manifest = load_manifest()
     entry = manifest.by_name(name) if name else manifest.default_for("objects")
-    return ObjectDetector(entry)
+    return ObjectDetector(entry, settings)

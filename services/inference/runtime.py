@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from core.config import Settings, get_settings
+from core.config import Settings
 from core.errors import ModelMissing
 
 log = logging.getLogger(__name__)
@@ -53,20 +53,29 @@ class OnnxSession:
         return list(self.session.get_providers())
 
     def run(self, feeds: dict[str, np.ndarray], output_names: list[str] | None = None) -> list[np.ndarray]:
-        return self.session.run(output_names or self.output_names, feeds)
+        outputs: list[np.ndarray] = self.session.run(output_names or self.output_names, feeds)
+        return outputs
 
 
-_sessions: dict[Path, OnnxSession] = {}
+# Keyed by file and the options that shape a session, so two model sets with different settings
+# never share a session built for the other.
+_SessionKey = tuple[Path, int, int, tuple[str, ...]]
+_sessions: dict[_SessionKey, OnnxSession] = {}
 _sessions_lock = threading.Lock()
 
 
-def get_session(file_name: str, settings: Settings | None = None) -> OnnxSession:
-    """One session per model file per process, created on first use."""
-    settings = settings or get_settings()
-    path = (settings.model_dir / file_name).resolve()
+def get_session(file_name: str, settings: Settings) -> OnnxSession:
+    """One session per model file (and thread/provider choice) per process, created on first use."""
+    path = (settings.model_dir / file_name).absolute()
+    key = (
+        path,
+        settings.onnx_intra_op_threads,
+        settings.onnx_inter_op_threads,
+        tuple(settings.onnx_providers or ()),
+    )
     with _sessions_lock:
-        session = _sessions.get(path)
+        session = _sessions.get(key)
         if session is None:
             session = OnnxSession(path, settings)
-            _sessions[path] = session
+            _sessions[key] = session
         return session

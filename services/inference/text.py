@@ -8,39 +8,54 @@ library with the model's own tokenizer.json, so no transformers/torch at run tim
 from __future__ import annotations
 
 import logging
-from typing import Any
+import threading
+from collections import OrderedDict
+from typing import Literal
 
 import numpy as np
 from tokenizers import Tokenizer
 
-from core.config import Settings, get_settings
+from core.config import Settings
 from core.errors import ModelMissing
-from onnx_models.manifest import ModelEntry, load_manifest
-from services.inference.runtime import OnnxSession, get_session
+from onnx_models.manifest import ModelEntry
+from services.inference.base import InferenceModel, Preprocessing
+from services.inference.runtime import OnnxSession
+from services.inference.tensors import l2_normalise
 
 log = logging.getLogger(__name__)
 
+# Names, words and summaries repeat a lot: embeddings are kept in a per-model LRU cache.
+CACHE_SIZE = 50_000
 
-class TextEmbedder:
+
+class TextPreprocessing(Preprocessing):
+    pooling: Literal["mean"] = "mean"
+    normalize: bool = True
+    max_length: int = 256
+
+
+class TextEmbedder(InferenceModel):
     """`embed(texts)` -> float32 [N, D] unit vectors; batches are padded to their longest text."""
 
-    def __init__(
-        self, entry: ModelEntry | None = None, settings: Settings | None = None, max_batch: int = 64
-    ) -> None:
-        settings = settings or get_settings()
-        self.entry = entry or load_manifest().default_for("text")
-        self.model_name = self.entry.name
+    role = "text"
+    preprocessing_type = TextPreprocessing
+
+    def __init__(self, entry: ModelEntry, settings: Settings, max_batch: int = 64) -> None:
+        super().__init__(entry, settings)
         self.max_batch = max(1, max_batch)
-        pp: dict[str, Any] = self.entry.preprocessing
-        if pp.get("pooling", "mean") != "mean":
-            raise ValueError(f"{self.entry.name}: only mean pooling is implemented")
-        self.normalize = bool(pp.get("normalize", True))
-        self.max_length = int(pp.get("max_length", 256))
-        self.input_names = [spec.name for spec in self.entry.inputs]
-        self.output_name = self.entry.outputs[0].name
-        self.dim = int(self.entry.outputs[0].shape[-1])
-        self.session: OnnxSession = get_session(self.entry.file, settings)
+        pp = TextPreprocessing.model_validate(entry.preprocessing)
+        self.normalize = pp.normalize
+        self.max_length = pp.max_length
+        self.input_names = [spec.name for spec in entry.inputs]
+        self.output_name = entry.outputs[0].name
+        self.dim = int(entry.outputs[0].shape[-1])
+        self.onnx: OnnxSession = self.session()
         self.tokenizer = self._load_tokenizer(settings)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        self.embed_uncached(["warm up"])
 
     def _load_tokenizer(self, settings: Settings) -> Tokenizer:
         name = next((f for f in self.entry.extra_files if f.endswith(".tokenizer.json")), None)
@@ -60,6 +75,28 @@ class TextEmbedder:
         return tokenizer
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors for texts, through the model's LRU cache."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        found: dict[str, np.ndarray] = {}
+        with self._cache_lock:
+            for text in texts:
+                vector = self._cache.get(text)
+                if vector is not None:
+                    self._cache.move_to_end(text)
+                    found[text] = vector
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            vectors = self.embed_uncached(missing)
+            with self._cache_lock:
+                for text, vector in zip(missing, vectors, strict=True):
+                    self._cache[text] = vector
+                    found[text] = vector
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return np.stack([found[t] for t in texts])
+
+    def embed_uncached(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         parts = [
@@ -75,9 +112,7 @@ class TextEmbedder:
             "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
         }
         feeds = {name: columns[name] for name in self.input_names}
-        (hidden,) = self.session.run(feeds, [self.output_name])
+        (hidden,) = self.onnx.run(feeds, [self.output_name])
         mask = columns["attention_mask"][..., None].astype(np.float32)
         pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-        if self.normalize:
-            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        return pooled.astype(np.float32)
+        return l2_normalise(pooled) if self.normalize else np.asarray(pooled, dtype=np.float32)

@@ -13,17 +13,21 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, literal, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Executable
 
 from core.config import Settings
 from core.errors import Invalid, NotFound
+from core.pagination import decode_cursor, encode_cursor
 from core.storage import BlobStore
-from db.models import Job
+from db.models import Job, Photo
 from db.types import utcnow
+from services.inference.models import ModelSet
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,7 @@ class JobContext:
     sessions: sessionmaker[Session]
     store: BlobStore
     settings: Settings
+    models: ModelSet
 
 
 # A batch handler gets the owner, a batch of item ids and the job params; it returns an error
@@ -67,6 +72,11 @@ def job_type_names() -> list[str]:
     return sorted(_job_types)
 
 
+def _rows_changed(db: Session, statement: Executable) -> int:
+    """How many rows an UPDATE changed (SQLAlchemy types `execute` as a plain Result)."""
+    return cast(CursorResult[Any], db.execute(statement)).rowcount or 0
+
+
 def create_job(
     db: Session,
     *,
@@ -88,6 +98,15 @@ def create_job(
     return job
 
 
+def ensure_queued_job(db: Session, *, owner_id: str, type: str) -> Job:
+    """One queued job of this type per owner is enough for work that reads its input when it runs
+    (recognition reads the labels then); in the caller's transaction."""
+    queued = db.scalar(
+        select(Job).where(Job.owner_id == owner_id, Job.type == type, Job.state == "queued").limit(1)
+    )
+    return queued if queued is not None else create_job(db, owner_id=owner_id, type=type)
+
+
 def add_to_queued_job(db: Session, *, owner_id: str, type: str, items: list[str]) -> Job:
     """Append items to the owner's queued job of this type, else create one: a client uploading one
     file per request still gets its photos analysed in full batches."""
@@ -100,13 +119,14 @@ def add_to_queued_job(db: Session, *, owner_id: str, type: str, items: list[str]
     if queued is not None:
         merged = list(dict.fromkeys([*queued.items, *items]))
         # Only while still queued and unchanged: a worker may claim it, or another request extend it.
-        extended = db.execute(
+        extended = _rows_changed(
+            db,
             update(Job)
             .where(Job.id == queued.id, Job.state == "queued", Job.total == queued.total)
             .values(items=merged, total=len(merged))
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
         )
-        if extended.rowcount == 1:
+        if extended == 1:
             db.expire(queued)
             return queued
     return create_job(db, owner_id=owner_id, type=type, items=items)
@@ -119,12 +139,39 @@ def get_job(db: Session, *, owner_id: str, job_id: str) -> Job:
     return job
 
 
-def list_jobs(db: Session, *, owner_id: str, limit: int, offset: int, state: str | None = None) -> list[Job]:
+def list_jobs(
+    db: Session, *, owner_id: str, limit: int, cursor: str | None = None, state: str | None = None
+) -> tuple[list[Job], str | None]:
+    """The owner's jobs, newest first, keyset-paged."""
     query = select(Job).where(Job.owner_id == owner_id)
     if state:
         query = query.where(Job.state == state)
-    query = query.order_by(Job.created_at.desc(), Job.id.desc()).offset(offset).limit(limit)
-    return list(db.scalars(query))
+    if cursor:
+        raw_created, last_id = decode_cursor(cursor, 2)
+        try:
+            created = datetime.fromisoformat(str(raw_created))
+        except ValueError as exc:
+            raise Invalid("cursor is malformed", errors=[{"field": "cursor"}]) from exc
+        bound = literal(created, type_=Job.created_at.type)
+        query = query.where(or_(Job.created_at < bound, and_(Job.created_at == bound, Job.id < last_id)))
+    rows = list(db.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor([last.created_at.isoformat(), last.id])
+
+
+def start_job(db: Session, *, owner_id: str, type: str, photo_ids: list[str] | None) -> Job:
+    """A client's job over its photos (default: all of them); another owner's id answers 404."""
+    if photo_ids is not None:
+        wanted = list(dict.fromkeys(photo_ids))
+        owned = set(db.scalars(select(Photo.id).where(Photo.owner_id == owner_id, Photo.id.in_(wanted))))
+        missing = [photo_id for photo_id in wanted if photo_id not in owned]
+        if missing:
+            raise NotFound(f"no photo {missing[0]} for this owner", errors=[{"photo_id": p} for p in missing])
+    job = create_job(db, owner_id=owner_id, type=type, items=photo_ids)
+    db.commit()
+    return job
 
 
 def cancel_job(db: Session, *, owner_id: str, job_id: str) -> Job:
@@ -132,19 +179,21 @@ def cancel_job(db: Session, *, owner_id: str, job_id: str) -> Job:
     if job.state in ACTIVE_STATES:
         job.state = "cancelled"
         job.finished_at = utcnow()
+        db.commit()
     return job
 
 
 def requeue_stale_jobs(db: Session, *, stale_after: timedelta = STALE_AFTER) -> int:
     """Running jobs whose worker went silent go back to the queue; they resume at `position`."""
     cutoff = utcnow() - stale_after
-    result = db.execute(
+    result = _rows_changed(
+        db,
         update(Job)
         .where(Job.state == "running", Job.heartbeat_at < cutoff)
         .values(state="queued", worker_id=None)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    return result.rowcount or 0
+    return result
 
 
 def claim_next_job(db: Session, *, worker_id: str) -> Job | None:
@@ -154,14 +203,15 @@ def claim_next_job(db: Session, *, worker_id: str) -> Job | None:
     ).all()
     for job_id in candidates:
         now = utcnow()
-        claimed = db.execute(
+        claimed = _rows_changed(
+            db,
             update(Job)
             .where(Job.id == job_id, Job.state == "queued")
             .values(state="running", worker_id=worker_id, heartbeat_at=now, attempts=Job.attempts + 1)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
         )
         db.commit()
-        if claimed.rowcount == 1:
+        if claimed == 1:
             job = db.get(Job, job_id, populate_existing=True)
             if job is not None and job.started_at is None:
                 job.started_at = now

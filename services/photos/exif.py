@@ -246,7 +246,7 @@ def _coordinate(value: Any, ref: Any, positive: str, negative: str, limit: float
     numbers = [_number(part) for part in parts]
     if any(n is None for n in numbers):
         return None
-    degrees = sum(n / 60**i for i, n in enumerate(numbers))  # type: ignore[operator]
+    degrees = sum(n / 60**i for i, n in enumerate(numbers))
     ref_text = (_text(ref) or "").upper()[:1]
     if ref_text == negative:
         degrees = -abs(degrees)

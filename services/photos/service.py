@@ -3,22 +3,25 @@
 import io
 import logging
 import math
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal, Protocol
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.errors import Invalid, NotFound, ShoeboxError
+from core.errors import Invalid, NotFound, ShoeboxError, UploadRejected
 from core.events import photos_changed, photos_deleted
 from core.pagination import decode_cursor, encode_cursor
 from core.storage import BlobStore, sha256_hex
+from db.enums import UploadStatus
 from db.models import Face, Photo, PhotoTag
 from services.jobs.service import add_to_queued_job, job_type_names
+from services.photos.filters import PhotoFilters
 from services.photos.images import inspect_image, load_oriented, make_thumbnail
 from services.quality.enhance import enhance_low_light
 
@@ -33,47 +36,22 @@ _FAR_FUTURE = datetime(9999, 12, 31)
 _FAR_PAST = datetime(1, 1, 1)
 
 
-@dataclass(frozen=True)
-class UploadedFile:
-    filename: str
-    data: bytes
+class UploadSource(Protocol):
+    """One uploaded file as a web framework hands it over (Starlette's UploadFile fits)."""
+
+    @property
+    def filename(self) -> str | None: ...
+
+    @property
+    def file(self) -> BinaryIO: ...
 
 
 @dataclass
 class UploadOutcome:
     filename: str
-    status: Literal["created", "duplicate", "rejected"]
+    status: UploadStatus
     photo: Photo | None = None
     error: ShoeboxError | None = None
-
-
-@dataclass
-class PhotoFilters:
-    taken_after: datetime | None = None
-    taken_before: datetime | None = None
-    camera: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    radius_km: float | None = None
-    tags: list[str] = field(default_factory=list)  # all of
-    any_tags: list[str] = field(default_factory=list)
-    people: list[str] = field(default_factory=list)  # person ids, all of
-    has_faces: bool | None = None
-    min_quality: float | None = None  # Photo.quality_score at least
-
-    def validate(self) -> None:
-        geo = (self.lat, self.lon, self.radius_km)
-        if any(v is not None for v in geo) and not all(v is not None for v in geo):
-            raise Invalid(
-                "lat, lon and radius_km go together",
-                errors=[
-                    {"field": name, "message": "required with the others"}
-                    for name, v in zip(("lat", "lon", "radius_km"), geo, strict=True)
-                    if v is None
-                ],
-            )
-        if self.taken_after and self.taken_before and self.taken_after > self.taken_before:
-            raise Invalid("taken_after is later than taken_before", errors=[{"field": "taken_after"}])
 
 
 def _display_name(filename: str) -> str:
@@ -83,18 +61,36 @@ def _display_name(filename: str) -> str:
 
 
 def upload_photos(
-    db: Session, store: BlobStore, settings: Settings, *, owner_id: str, files: list[UploadedFile]
+    db: Session, store: BlobStore, settings: Settings, *, owner_id: str, files: Iterable[UploadSource]
 ) -> list[UploadOutcome]:
-    """Each file is validated fully before anything is written, then committed on its own."""
+    """Store each file (validated fully before anything is written, committed on its own), one in
+    memory at a time, then queue the new photos for analysis.
+
+    Raises UploadRejected when every file was rejected: the client gets one problem naming each.
+    """
     outcomes: list[UploadOutcome] = []
-    for upload in files:
-        filename = _display_name(upload.filename)
+    for index, upload in enumerate(files):
+        filename = _display_name(upload.filename or f"file{index + 1}")
+        # Never more than one byte past the limit in memory (that byte is what rejects the file).
+        data = upload.file.read(settings.max_upload_bytes + 1)
         try:
-            outcomes.append(_upload_one(db, store, settings, owner_id, filename, upload.data))
+            outcomes.append(_upload_one(db, store, settings, owner_id, filename, data))
         except ShoeboxError as error:
             db.rollback()
             log.info("upload rejected: %s: %s", filename, error.detail)
-            outcomes.append(UploadOutcome(filename=filename, status="rejected", error=error))
+            outcomes.append(UploadOutcome(filename=filename, status=UploadStatus.rejected, error=error))
+        del data
+    created = [o.photo.id for o in outcomes if o.status == "created" and o.photo is not None]
+    if created and settings.analyze_on_upload:
+        after_upload(db, owner_id=owner_id, photo_ids=created)
+    if outcomes and all(o.status == "rejected" for o in outcomes):
+        errors = [o.error for o in outcomes if o.error is not None]
+        statuses = {e.status for e in errors}
+        raise UploadRejected(
+            "; ".join(f"{o.filename}: {o.error.detail}" for o in outcomes if o.error is not None),
+            errors=[{"filename": o.filename, **o.error.problem()} for o in outcomes if o.error is not None],
+            status=statuses.pop() if len(statuses) == 1 else 422,
+        )
     return outcomes
 
 
@@ -105,7 +101,7 @@ def _upload_one(
     sha256 = sha256_hex(data)
     existing = _find_by_sha(db, owner_id, sha256)
     if existing is not None:
-        return UploadOutcome(filename=filename, status="duplicate", photo=existing)
+        return UploadOutcome(filename=filename, status=UploadStatus.duplicate, photo=existing)
     exif = info.exif
     photo = Photo(
         owner_id=owner_id,
@@ -137,7 +133,7 @@ def _upload_one(
         db.rollback()
         existing = _find_by_sha(db, owner_id, sha256)
         if existing is not None:
-            return UploadOutcome(filename=filename, status="duplicate", photo=existing)
+            return UploadOutcome(filename=filename, status=UploadStatus.duplicate, photo=existing)
         raise
     except BaseException:
         db.rollback()
@@ -145,7 +141,7 @@ def _upload_one(
             store.delete(sha256)
         raise
     log.info("photo %s created for owner %s (%s, %d bytes)", photo.id, owner_id, filename, len(data))
-    return UploadOutcome(filename=filename, status="created", photo=photo)
+    return UploadOutcome(filename=filename, status=UploadStatus.created, photo=photo)
 
 
 def _find_by_sha(db: Session, owner_id: str, sha256: str) -> Photo | None:
@@ -153,7 +149,7 @@ def _find_by_sha(db: Session, owner_id: str, sha256: str) -> Photo | None:
 
 
 def blob_in_use(db: Session, sha256: str) -> bool:
-    return db.scalar(select(func.count()).select_from(Photo).where(Photo.sha256 == sha256)) > 0
+    return (db.scalar(select(func.count()).select_from(Photo).where(Photo.sha256 == sha256)) or 0) > 0
 
 
 def get_photo(db: Session, *, owner_id: str, photo_id: str) -> Photo:
@@ -211,7 +207,6 @@ def haversine_km_sql(lat: float, lon: float) -> ColumnElement[float]:
 
 
 def apply_filters(query: Select[Any], filters: PhotoFilters) -> Select[Any]:
-    filters.validate()
     if filters.taken_after is not None:
         query = query.where(Photo.taken_at >= _naive(filters.taken_after))
     if filters.taken_before is not None:
@@ -282,7 +277,7 @@ def _sort_key(sort: PhotoSort) -> tuple[ColumnElement[Any], bool]:
     descending = sort.startswith("-")
     if sort.lstrip("-") == "taken_at":
         return func.coalesce(Photo.taken_at, _FAR_PAST if descending else _FAR_FUTURE), descending
-    return Photo.uploaded_at, descending
+    return Photo.uploaded_at.expression, descending
 
 
 def list_photos(

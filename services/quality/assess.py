@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from services.inference.tensors import laplacian_variance
+
 ISSUES: tuple[str, ...] = (
     "blurry",
     "motion_blur",
@@ -117,16 +119,16 @@ _STD_LUMA = np.array(
     ],
     dtype=np.float64,
 )  # fmt: skip
-_STD_CHROMA = np.full((8, 8), 99.0)
-_STD_CHROMA[:4, :4] = [[17, 18, 24, 47], [18, 21, 26, 66], [24, 26, 56, 99], [47, 66, 99, 99]]
-_STD_CHROMA = _STD_CHROMA.ravel()
+_STD_CHROMA_BLOCK = np.full((8, 8), 99.0)
+_STD_CHROMA_BLOCK[:4, :4] = [[17, 18, 24, 47], [18, 21, 26, 66], [24, 26, 56, 99], [47, 66, 99, 99]]
+_STD_CHROMA = _STD_CHROMA_BLOCK.ravel()
 
 
 def _libjpeg_tables(quality: np.ndarray, std: np.ndarray) -> np.ndarray:
     """libjpeg's jpeg_set_quality scaling for each quality -> (len(quality), 64), baseline-clamped."""
     q = np.clip(quality, 1, 100).astype(np.float64)
     scale = np.where(q < 50, 5000.0 / q, 200.0 - 2.0 * q)
-    return np.clip(np.floor((std[None, :] * scale[:, None] + 50.0) / 100.0), 1, 255)
+    return np.asarray(np.clip(np.floor((std[None, :] * scale[:, None] + 50.0) / 100.0), 1, 255))
 
 
 _Q_GRID = np.arange(1, 101, dtype=np.float64)
@@ -192,7 +194,7 @@ def _half(a: np.ndarray) -> np.ndarray:
     """2x2 mean: the next pyramid level."""
     h, w = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
     a = a[:h, :w]
-    return 0.25 * (a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2])
+    return np.asarray(0.25 * (a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2]))
 
 
 def _tile_tensors(level: np.ndarray, th: int, tw: int, nty: int, ntx: int) -> np.ndarray:
@@ -276,7 +278,7 @@ def _ratios_from_tensors(
     chosen = np.argsort(energy)[::-1][:count]
 
     def pooled(j: np.ndarray) -> np.ndarray:
-        return j.reshape(3, -1)[:, chosen].mean(axis=1)[:, None]
+        return np.asarray(j.reshape(3, -1)[:, chosen].mean(axis=1)[:, None])
 
     max01, min01, angle = _generalised_ratios(pooled(j0), pooled(j1_0), n0, n1 / 4)
     max12, min12, _ = _generalised_ratios(pooled(j1), pooled(j2_1), n1, n2 / 4)
@@ -342,13 +344,11 @@ def noise_sigma(grey: np.ndarray) -> float:
     below = cum[k - 1] if k > 0 else 0
     median = max(0.0, k - 0.5 + (half - below) / max(counts[k], 1))
     # The Immerkaer kernel's squared taps sum to 36; median(|N(0, s)|) = 0.6745 s.
-    return median / (0.6745 * 6.0)
+    return float(median / (0.6745 * 6.0))
 
 
 def _laplacian_variance(image: Image.Image) -> float:
-    g = _grey(image, LAPLACIAN_LONG_SIDE, upscale=True)
-    lap = g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:] - 4 * g[1:-1, 1:-1]
-    return float(lap.var(dtype=np.float64))
+    return laplacian_variance(_grey(image, LAPLACIAN_LONG_SIDE, upscale=True))
 
 
 def _largest_face(grey: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray | None:

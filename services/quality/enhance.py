@@ -56,14 +56,14 @@ def _clahe(luma: np.ndarray, tiles: int = CLAHE_TILES, clip: float = CLAHE_CLIP)
     wx = (tx - x0).astype(np.float32)[None, :]
     top = maps[y0[:, None], x0[None, :], levels] * (1 - wx) + maps[y0[:, None], x1[None, :], levels] * wx
     bottom = maps[y1[:, None], x0[None, :], levels] * (1 - wx) + maps[y1[:, None], x1[None, :], levels] * wx
-    return top * (1 - wy) + bottom * wy
+    return np.asarray(top * (1 - wy) + bottom * wy)
 
 
 def _lift(luma: np.ndarray, gamma: float) -> np.ndarray:
     """Gamma with a small toe, so the curve's slope at black stays finite (no noise explosion)."""
     toe = 0.01
     lo, hi = toe**gamma, (1 + toe) ** gamma
-    return ((luma + toe) ** gamma - lo) / (hi - lo)
+    return np.asarray(((luma + toe) ** gamma - lo) / (hi - lo))
 
 
 def _smooth_chroma(chroma: np.ndarray, sigma: float) -> np.ndarray:

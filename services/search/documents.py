@@ -21,12 +21,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from core.errors import ModelMissing
-from core.events import on_photos_changed, on_photos_deleted
 from db.models import Face, Person, Photo, PhotoAnalysis, PhotoTag
 from db.search_models import PhotoSearchDoc, SearchOwnerState
 from db.types import utcnow
-from services.search.semantic import embed, text_embedder
+from services.inference.text import TextEmbedder
 from services.search.text import METADATA_PREFIX, NAME_PREFIX, phrase_term, terms, words
 
 log = logging.getLogger(__name__)
@@ -219,16 +217,15 @@ def _existing_docs(db: Session, photo_ids: list[str]) -> dict[str, PhotoSearchDo
     }
 
 
-def write_documents(db: Session, owner_id: str, photo_ids: list[str]) -> int:
-    """(Re)build the documents of these photos; returns how many were written."""
+def write_documents(db: Session, owner_id: str, photo_ids: list[str]) -> None:
+    """(Re)build the documents of these photos, in the caller's transaction."""
     if not photo_ids:
-        return 0
+        return
     facts = gather_facts(db, owner_id, photo_ids)
     if not facts:
-        return 0
+        return
     version = bump_version(db, owner_id)
     existing = _existing_docs(db, [f.photo.id for f in facts])
-    to_embed: list[PhotoSearchDoc] = []
     for fact in facts:
         entries = photo_entries(fact)
         index_terms, length = entry_terms(entries)
@@ -237,34 +234,34 @@ def write_documents(db: Session, owner_id: str, photo_ids: list[str]) -> int:
             doc = PhotoSearchDoc(photo_id=fact.photo.id, owner_id=owner_id)
             db.add(doc)
         new_summary = summary(entries)
-        if new_summary != doc.summary or (new_summary and doc.summary_vector is None):
+        if new_summary != doc.summary:
             doc.summary_vector = None
             doc.summary_model = None
-            if new_summary:
-                to_embed.append(doc)
         doc.version = version
         doc.deleted = False
         doc.entries = [[e.field, e.value, e.weight] for e in entries]
         doc.terms = index_terms
         doc.length = length
         doc.summary = new_summary
-    _embed_summaries(to_embed)
-    return len(facts)
 
 
-def _embed_summaries(docs: list[PhotoSearchDoc]) -> None:
+def embed_summaries(db: Session, owner_id: str, photo_ids: list[str], text_model: TextEmbedder) -> None:
+    """Sentence embeddings for these photos' summaries that have none yet (analysis calls this).
+
+    Documents are rewritten inside every transaction that changes a photo, where no model is at
+    hand; a summary left without a vector is embedded here, or by the index when it loads it.
+    """
+    docs = [
+        doc
+        for doc in _existing_docs(db, photo_ids).values()
+        if doc.owner_id == owner_id and doc.summary and doc.summary_vector is None
+    ]
     if not docs:
         return
-    try:
-        embedder = text_embedder()
-        vectors = embed([doc.summary for doc in docs])
-    except ModelMissing as error:
-        # Search still works on words; the semantic part waits for the model and a re-analysis.
-        log.warning("summaries of %d photos not embedded: %s", len(docs), error.detail)
-        return
+    vectors = text_model.embed([doc.summary for doc in docs])
     for doc, vector in zip(docs, vectors, strict=True):
         doc.summary_vector = np.asarray(vector, dtype=np.float32).tobytes()
-        doc.summary_model = embedder.model_name
+        doc.summary_model = text_model.model_name
 
 
 def mark_deleted(db: Session, owner_id: str, photo_ids: list[str]) -> None:
@@ -331,8 +328,3 @@ def documents_for(db: Session, owner_id: str, photo_ids: list[str]) -> dict[str,
         )
     )
     return {photo_id: (entries or [], summary or "") for photo_id, entries, summary in rows}
-
-
-def register() -> None:
-    on_photos_changed(write_documents)
-    on_photos_deleted(mark_deleted)

@@ -22,6 +22,7 @@ from core.errors import Invalid, NotFound
 from core.pagination import decode_cursor, encode_cursor
 from core.storage import BlobStore
 from db.models import Photo
+from services.inference.tensors import laplacian_variance
 from services.photos.service import get_photos, thumbnail_path
 from services.search.index import owner_index
 from services.search.service import DUPLICATE_COSINE, image_model_name
@@ -117,8 +118,7 @@ def sharpness(image: Image.Image) -> float:
     grey = np.asarray(image.convert("L"), dtype=np.float32)
     if grey.shape[0] < 3 or grey.shape[1] < 3:
         return 0.0
-    laplacian = 4 * grey[1:-1, 1:-1] - grey[:-2, 1:-1] - grey[2:, 1:-1] - grey[1:-1, :-2] - grey[1:-1, 2:]
-    return float(laplacian.var())
+    return laplacian_variance(grey)
 
 
 def _sharpness_at(store: BlobStore, photo: Photo, side: int) -> float:

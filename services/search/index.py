@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from db.models import PhotoEmbedding
 from db.search_models import PhotoSearchDoc
+from services.inference.text import TextEmbedder
 from services.search.documents import backfill_documents, current_version, owned_by
 from services.search.lexical import DocRow, LexicalIndex
 from services.search.semantic import Vocabulary
@@ -46,6 +47,8 @@ class OwnerIndex:
         self.summaries = VectorIndex(SUMMARY_INDEX, 0)
         self._summary_rows: np.ndarray | None = None
         self._summary_rows_key: tuple[int, ...] | None = None
+        # Summaries written without a vector (a user's edit), embedded on the next text search.
+        self._pending_summaries: dict[str, str] = {}
         self._vocabulary: Vocabulary | None = None
         self._vocabulary_key: tuple[int, int] | None = None
 
@@ -65,6 +68,7 @@ class OwnerIndex:
                     PhotoSearchDoc.length,
                     PhotoSearchDoc.version,
                     PhotoSearchDoc.summary_vector,
+                    PhotoSearchDoc.summary,
                 ).where(PhotoSearchDoc.owner_id == self.owner_id, PhotoSearchDoc.version > self.version)
             ).all()
             too_many = len(changed) + self.lexical.delta_rows > max(
@@ -74,13 +78,16 @@ class OwnerIndex:
                 # Rebuilding the postings beats carrying a large delta; vectors are patched in place.
                 self._load_documents(db)
             else:
-                for photo_id, deleted, terms, length, _, summary_vector in changed:
+                for photo_id, deleted, terms, length, _, summary_vector, summary in changed:
                     if deleted:
                         self.lexical.remove(photo_id)
                     else:
                         self.lexical.upsert(DocRow(photo_id, terms or {}, float(length or 0.0)))
+                    self._pending_summaries.pop(photo_id, None)
                     if deleted or summary_vector is None:
                         self.summaries.remove(photo_id)
+                        if not deleted and summary:
+                            self._pending_summaries[photo_id] = summary
                     else:
                         self._upsert_summary(photo_id, summary_vector)
             ids = [row[0] for row in changed]
@@ -105,11 +112,13 @@ class OwnerIndex:
                 PhotoSearchDoc.terms,
                 PhotoSearchDoc.length,
                 PhotoSearchDoc.summary_vector,
+                PhotoSearchDoc.summary,
             ).where(PhotoSearchDoc.owner_id == self.owner_id, PhotoSearchDoc.deleted.is_(False))
         ).all()
-        self.lexical = LexicalIndex(DocRow(p, t or {}, float(n or 0.0)) for p, t, n, _ in rows)
+        self.lexical = LexicalIndex(DocRow(p, t or {}, float(n or 0.0)) for p, t, n, _, _ in rows)
         self.summaries = VectorIndex(SUMMARY_INDEX, 0)
-        summaries = [(p, np.frombuffer(v, dtype=np.float32)) for p, _, _, v in rows if v is not None]
+        summaries = [(p, np.frombuffer(v, dtype=np.float32)) for p, _, _, v, _ in rows if v is not None]
+        self._pending_summaries = {p: s for p, _, _, v, s in rows if v is None and s}
         if summaries:
             self.summaries = VectorIndex(SUMMARY_INDEX, summaries[0][1].shape[0])
             self.summaries.load(summaries)
@@ -128,9 +137,19 @@ class OwnerIndex:
             self.summaries = VectorIndex(SUMMARY_INDEX, vector.shape[0])
         self.summaries.upsert(photo_id, vector)
 
-    def summary_scores(self, query: np.ndarray) -> np.ndarray:
+    def _embed_pending_summaries(self, text_model: TextEmbedder) -> None:
+        if not self._pending_summaries:
+            return
+        ids = list(self._pending_summaries)
+        vectors = text_model.embed([self._pending_summaries[i] for i in ids])
+        for photo_id, vector in zip(ids, vectors, strict=True):
+            self._upsert_summary(photo_id, np.asarray(vector, dtype=np.float32).tobytes())
+        self._pending_summaries.clear()
+
+    def summary_scores(self, query: np.ndarray, text_model: TextEmbedder) -> np.ndarray:
         """Cosine of the query sentence with each lexical row's summary (0 where there is none)."""
         with self.lock:
+            self._embed_pending_summaries(text_model)
             lexical, summaries = self.lexical, self.summaries
             scores = np.zeros(len(lexical.ids), dtype=np.float32)
             if not len(summaries) or query.shape[0] != summaries.dim:
@@ -173,12 +192,12 @@ class OwnerIndex:
             (time.perf_counter() - started) * 1000,
         )
 
-    def vocabulary(self) -> Vocabulary:
+    def vocabulary(self, text_model: TextEmbedder) -> Vocabulary:
         """The embedded tag/label/category names, re-embedded only when new names appeared."""
         with self.lock:
             key = (id(self.lexical), self.lexical.phrase_version)
             if self._vocabulary is None or self._vocabulary_key != key:
-                self._vocabulary = Vocabulary(self.lexical.phrases())
+                self._vocabulary = Vocabulary(self.lexical.phrases(), text_model)
                 self._vocabulary_key = key
             return self._vocabulary
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.errors import ModelMissing
-from services.search.semantic import Expansion, Vocabulary, embed
+from services.inference.text import TextEmbedder
+from services.search.semantic import Expansion, Vocabulary
 from services.search.text import METADATA_PREFIX, NAME_PREFIX, PHRASE_PREFIX, STOP_WORDS, stem, words
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,12 @@ class QueryPlan:
             self.origins[term] = origin
 
 
-def plan_query(text: str, has_term: Callable[[str], bool], vocabulary: Vocabulary | None) -> QueryPlan:
+def plan_query(
+    text: str,
+    has_term: Callable[[str], bool],
+    vocabulary: Vocabulary | None,
+    text_model: TextEmbedder | None,
+) -> QueryPlan:
     plan = QueryPlan(text=text)
     all_words = words(text)[:MAX_QUERY_WORDS]
     content = [w for w in all_words if w not in STOP_WORDS]
@@ -61,10 +67,12 @@ def plan_query(text: str, has_term: Callable[[str], bool], vocabulary: Vocabular
     # Numbers, dates, places and names mean what they say; only content words are expanded by meaning.
     expandable = list(dict.fromkeys(w for w in content if w not in metadata))
     sentence = " ".join(w for w in all_words if w not in metadata)
+    if text_model is None:
+        return plan
     try:
         # Two runs, not one: a batch is padded to its longest text, and words are short (and cached).
-        plan.sentence_vector = embed([sentence])[0] if expandable else None
-        word_vectors = embed(expandable) if vocabulary is not None and expandable else None
+        plan.sentence_vector = text_model.embed([sentence])[0] if expandable else None
+        word_vectors = text_model.embed(expandable) if vocabulary is not None and expandable else None
     except ModelMissing as error:
         log.warning("text search without the semantic part: %s", error.detail)
         return plan

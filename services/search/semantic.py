@@ -9,13 +9,10 @@ with all of it is one small matrix product; embeddings of names and query words 
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
-from core.config import get_settings
 from services.inference.text import TextEmbedder
 from services.search.text import PHRASE_PREFIX
 
@@ -31,46 +28,6 @@ EXPANSIONS_PER_WORD = 3
 # An expanded term never counts as much as the word itself.
 EXPANSION_MAX_WEIGHT = 0.8
 
-_embedder: TextEmbedder | None = None
-_embedder_lock = threading.Lock()
-_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-_cache_lock = threading.Lock()
-CACHE_SIZE = 50_000
-
-
-def text_embedder() -> TextEmbedder:
-    global _embedder
-    with _embedder_lock:
-        if _embedder is None:
-            # Queries are a few tokens: one thread runs MiniLM 3x faster than two that must sync
-            # (measured: 4 ms vs 14 ms for a 3-token query on 2 cores), and leaves a core to the server.
-            settings = get_settings().model_copy(update={"onnx_intra_op_threads": 1})
-            _embedder = TextEmbedder(settings=settings)
-        return _embedder
-
-
-def embed(texts: list[str]) -> np.ndarray:
-    """Unit vectors for texts, through a process-wide LRU cache (names and words repeat a lot)."""
-    found: dict[str, np.ndarray] = {}
-    with _cache_lock:
-        for text in texts:
-            vector = _cache.get(text)
-            if vector is not None:
-                _cache.move_to_end(text)
-                found[text] = vector
-    missing = [t for t in dict.fromkeys(texts) if t not in found]
-    if missing:
-        vectors = text_embedder().embed(missing)
-        with _cache_lock:
-            for text, vector in zip(missing, vectors, strict=True):
-                _cache[text] = vector
-                found[text] = vector
-            while len(_cache) > CACHE_SIZE:
-                _cache.popitem(last=False)
-    if not texts:
-        return np.zeros((0, 384), dtype=np.float32)
-    return np.stack([found[t] for t in texts])
-
 
 @dataclass(frozen=True)
 class Expansion:
@@ -84,10 +41,10 @@ class Expansion:
 class Vocabulary:
     """The owner's vocabulary names with their embeddings, rebuilt when new names appear."""
 
-    def __init__(self, phrases: list[str]) -> None:
+    def __init__(self, phrases: list[str], text_model: TextEmbedder) -> None:
         self.terms = phrases
         self.names = [term[len(PHRASE_PREFIX) :] for term in phrases]
-        self.matrix = embed(self.names) if self.names else np.zeros((0, 384), dtype=np.float32)
+        self.matrix = text_model.embed(self.names)
 
     def expand(self, word_vectors: dict[str, np.ndarray]) -> list[Expansion]:
         if not self.terms:

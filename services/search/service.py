@@ -20,14 +20,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.errors import Conflict, Invalid
+from core.errors import Conflict, Invalid, ModelMissing
 from core.pagination import decode_cursor, encode_cursor
 from db.models import Photo
 from onnx_models.manifest import load_manifest
 from services.analysis.service import ANALYSIS_MAX_SIDE
-from services.inference.models import get_models
+from services.inference.models import ModelSet
+from services.inference.text import TextEmbedder
+from services.photos.filters import PhotoFilters
 from services.photos.images import inspect_image, load_oriented
-from services.photos.service import PhotoFilters, apply_filters, get_photo
+from services.photos.service import apply_filters, get_photo
 from services.search.blas import one_blas_thread
 from services.search.documents import documents_for, owned_by
 from services.search.index import OwnerIndex, owner_index
@@ -216,6 +218,7 @@ def _text_stream(
 
 def search_text(
     db: Session,
+    models: ModelSet,
     *,
     owner_id: str,
     query: str,
@@ -224,7 +227,6 @@ def search_text(
     cursor: str | None = None,
 ) -> tuple[list[SearchHit], str | None]:
     """Photos whose tags, labels, people, caption, file name, camera, date or place match the words."""
-    filters.validate()
     text = " ".join(query.split())
     if not text:
         raise Invalid("the query is empty", errors=[{"field": "q", "message": "give some words"}])
@@ -235,7 +237,7 @@ def search_text(
     check = _FilterCheck(db, owner_id, filters)
     only = check.upfront()
     with one_blas_thread():
-        scored = _score_text(index, text)
+        scored = _score_text(index, text, _text_model(models))
         scores = scored.scores
         if only is not None:
             rows = [scored.rows[p] for p in only if p in scored.rows]
@@ -282,7 +284,16 @@ class _TextScores:
     semantic: np.ndarray
 
 
-def _score_text(index: OwnerIndex, text: str) -> _TextScores:
+def _text_model(models: ModelSet) -> TextEmbedder | None:
+    try:
+        return models.text
+    except ModelMissing as error:
+        # Search still works on words; the semantic part waits for the model.
+        log.warning("text search without the semantic part: %s", error.detail)
+        return None
+
+
+def _score_text(index: OwnerIndex, text: str, text_model: TextEmbedder | None) -> _TextScores:
     """Final score = content share x summary cosine + LEXICAL_SHARE x BM25 / ceiling.
 
     BM25 over the ceiling is roughly the share of the query a photo matches, the cosine lies in 0..1:
@@ -292,11 +303,12 @@ def _score_text(index: OwnerIndex, text: str) -> _TextScores:
     matching word must be at least SEMANTIC_FLOOR similar to come back at all.
     """
     with index.lock:
-        plan = plan_query(text, index.lexical.has, index.vocabulary())
+        vocabulary = index.vocabulary(text_model) if text_model is not None else None
+        plan = plan_query(text, index.lexical.has, vocabulary, text_model)
         lexical = index.lexical.score(plan.terms)
         ceiling = max(index.lexical.ceiling(plan.terms), 1e-6)
-        if plan.sentence_vector is not None:
-            semantic = index.summary_scores(plan.sentence_vector)
+        if plan.sentence_vector is not None and text_model is not None:
+            semantic = index.summary_scores(plan.sentence_vector, text_model)
         else:
             semantic = np.zeros_like(lexical)
         share = np.float32(plan.content_share)
@@ -338,14 +350,20 @@ def matched_entries(plan: QueryPlan, entries: list[Any]) -> list[dict[str, Any]]
 
 
 def search_photo_ids(
-    db: Session, *, owner_id: str, query: str, filters: PhotoFilters, max_results: int = 100_000
+    db: Session,
+    models: ModelSet,
+    *,
+    owner_id: str,
+    query: str,
+    filters: PhotoFilters,
+    max_results: int = 100_000,
 ) -> list[str]:
     """Every photo id a text search finds (best first), for callers that select by search (exports)."""
     hits_ids: list[str] = []
     cursor: str | None = None
     while len(hits_ids) < max_results:
         hits, cursor = search_text(
-            db, owner_id=owner_id, query=query, filters=filters, limit=500, cursor=cursor
+            db, models, owner_id=owner_id, query=query, filters=filters, limit=500, cursor=cursor
         )
         hits_ids.extend(hit.photo.id for hit in hits)
         if not cursor:
@@ -391,6 +409,7 @@ def _vector_page(
 def search_by_image(
     db: Session,
     settings: Settings,
+    models: ModelSet,
     *,
     owner_id: str,
     data: bytes,
@@ -399,10 +418,9 @@ def search_by_image(
     cursor: str | None = None,
 ) -> tuple[list[SearchHit], str | None]:
     """Photos most like an uploaded image (analysed, never stored), by image-embedding cosine."""
-    filters.validate()
     inspect_image(data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
     image = load_oriented(data, max_side=ANALYSIS_MAX_SIDE)
-    labeler = get_models().labels
+    labeler = models.labels
     (result,) = labeler.predict([image], top_k=1)
     vectors = owner_index(db, owner_id).vector_index(db, labeler.model_name)
     return _vector_page(db, owner_id, vectors, result.embedding, filters, limit, cursor)
@@ -418,7 +436,6 @@ def similar_photos(
     cursor: str | None = None,
 ) -> tuple[list[SearchHit], str | None]:
     """The owner's photos most like one of theirs (itself left out)."""
-    filters.validate()
     photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
     vectors = owner_index(db, owner_id).vector_index(db, image_model_name())
     vector = vectors.vector(photo.id) if vectors is not None else None

@@ -130,7 +130,8 @@ class VectorIndex:
         )
 
     def exact(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return self.full[rows] @ query
+        scores: np.ndarray = self.full[rows] @ query
+        return scores
 
     def all_scores(self, query: np.ndarray) -> np.ndarray:
         """Cosine of every row (dead rows 0): exact when small, else from the PCA part alone, which is

@@ -19,16 +19,13 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core.config import get_settings
-from onnx_models.manifest import load_manifest
+from db.enums import TagKind
 from services.inference.objects import COCO80
 
 log = logging.getLogger(__name__)
 
 RULES_PATH = Path(__file__).with_name("tagging_rules.json")
 IMAGENET_CLASSES = 1000
-
-TagKind = Literal["object", "label", "category"]
 
 
 class InvalidRules(ValueError):
@@ -274,23 +271,6 @@ def _vocabulary(names: tuple[str, ...]) -> dict[str, int]:
     return {_norm(n): i for i, n in enumerate(names)}
 
 
-@lru_cache(maxsize=1)
-def _labeler_names() -> tuple[str, ...]:
-    """The label model's own class names (index = ImageNet id), from its `.labels.json` beside it.
-
-    Used only when the caller passes labels by name without `label_names`: the labeler's names are
-    unique, so a name gives back its id and the id rules apply.
-    """
-    try:
-        entry = load_manifest().default_for("labels")
-        file_name = next(f for f in entry.extra_files if f.endswith(".labels.json"))
-        names = json.loads((get_settings().model_dir / file_name).read_text())
-        return tuple(str(n) for n in names)
-    except (KeyError, StopIteration, OSError, ValueError) as exc:
-        log.warning("no ImageNet names file (%s); label rules match by names/pattern only", exc)
-        return ()
-
-
 def _as_label(item: Any) -> _Label:
     """Accepts an object with name/score (or label/confidence) and optional class_id/index, or a
     tuple (name, score[, class_id]), so the label model's own result type needs no adapter."""
@@ -298,23 +278,24 @@ def _as_label(item: Any) -> _Label:
         name, score = str(item[0]), float(item[1])
         class_id = int(item[2]) if len(item) > 2 and item[2] is not None else None
         return _Label(name, score, class_id)
-    name = getattr(item, "name", None) or getattr(item, "label", None)
-    score = getattr(item, "score", None)
-    if score is None:
-        score = getattr(item, "confidence", None)
-    if name is None or score is None:
+    found_name = getattr(item, "name", None) or getattr(item, "label", None)
+    found_score = getattr(item, "score", None)
+    if found_score is None:
+        found_score = getattr(item, "confidence", None)
+    if found_name is None or found_score is None:
         raise TypeError(f"a label needs a name and a score, got {item!r}")
-    class_id = getattr(item, "class_id", None)
-    if class_id is None:
-        class_id = getattr(item, "index", None)
-    return _Label(str(name), float(score), None if class_id is None else int(class_id))
+    found_id = getattr(item, "class_id", None)
+    if found_id is None:
+        found_id = getattr(item, "index", None)
+    return _Label(str(found_name), float(found_score), None if found_id is None else int(found_id))
 
 
 def _as_face(item: Any) -> _Face:
     """A face as [x, y, w, h] (normalised), [x, y, w, h, score], or an object with bbox/box and
     an optional score/detection_score."""
     if isinstance(item, tuple | list | np.ndarray):
-        box, score = item[:4], (float(item[4]) if len(item) > 4 else 1.0)
+        box: Any = item[:4]
+        score: Any = float(item[4]) if len(item) > 4 else 1.0
     else:
         box = getattr(item, "bbox", None)
         if box is None:
@@ -341,7 +322,7 @@ class _TagSet:
     def add_categories(self, categories: Iterable[str], confidence: float) -> None:
         # A category's confidence is that of its strongest evidence.
         for category in categories:
-            self.add(category, "category", confidence)
+            self.add(category, TagKind.category, confidence)
 
     def result(self) -> list[DerivedTag]:
         order = {"object": 0, "label": 1, "category": 2}
@@ -366,7 +347,7 @@ def _object_tags(detections: Sequence[DetectionLike], rules: TaggingRules, out: 
         threshold = obj.threshold if rule.threshold is None else rule.threshold
         if confidence < threshold:
             continue
-        out.add(rule.tag or class_name, "object", confidence)
+        out.add(rule.tag or class_name, TagKind.object, confidence)
         out.add_categories(rule.categories, confidence)
 
 
@@ -380,7 +361,7 @@ def _label_tags(
         class_id = label.class_id
         if class_id is None:
             if vocabulary is None:
-                vocabulary = _vocabulary(tuple(label_names) if label_names is not None else _labeler_names())
+                vocabulary = _vocabulary(tuple(label_names) if label_names is not None else ())
             class_id = vocabulary.get(_norm(label.name))
         index = rules.label_rule_index(label.name, class_id)
         rule = rules.labels.rules[index] if index is not None else None
@@ -390,7 +371,9 @@ def _label_tags(
             group_scores[index] = group_scores.get(index, 0.0) + label.score
         threshold = rules.labels.threshold if rule is None or rule.threshold is None else rule.threshold
         if label.score >= threshold:
-            out.add(rule.tag if rule and rule.tag else _label_tag_name(label.name), "label", label.score)
+            out.add(
+                rule.tag if rule and rule.tag else _label_tag_name(label.name), TagKind.label, label.score
+            )
     # A rule's generic tags and categories use the summed probability of its labels: softmax classes
     # exclude each other, so "miniature poodle 0.24 + standard poodle 0.15 + toy poodle 0.10" is 0.49
     # that the photo shows a dog, even though no single breed is sure.
@@ -400,7 +383,7 @@ def _label_tags(
         if confidence < (rules.labels.threshold if rule.threshold is None else rule.threshold):
             continue
         for generic in rule.tags:
-            out.add(generic, "label", confidence)
+            out.add(generic, TagKind.label, confidence)
         out.add_categories(rule.categories, confidence)
 
 

@@ -3,7 +3,7 @@
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 from core.errors import Invalid, NotFound
 from core.events import photos_changed
 from core.pagination import decode_cursor, encode_cursor
+from db.enums import TagKind, TagState
 from db.models import Photo, PhotoTag
 from services.photos.service import get_photo
 
-TagState = Literal["suggested", "confirmed", "rejected"]
 MAX_TAG_LENGTH = 100
 
 
@@ -34,7 +34,7 @@ def normalise_tag_name(name: str) -> str:
 @dataclass(frozen=True)
 class ModelTag:
     name: str
-    kind: Literal["object", "label", "category"]
+    kind: TagKind
     confidence: float
 
 

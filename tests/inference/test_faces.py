@@ -21,6 +21,7 @@ from services.inference.faces import (
     MtcnnDetector,
     load_face_detector,
 )
+from services.inference.models import ModelSet
 from services.photos.images import load_oriented
 from tests.paths import MODEL_DIR, TESTDATA_DIR
 
@@ -60,17 +61,17 @@ def mtcnn_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def embedder() -> FaceEmbedder:
-    return FaceEmbedder(settings=Settings(model_dir=MODEL_DIR))
+    return ModelSet(Settings(model_dir=MODEL_DIR)).face_embedder
 
 
 @pytest.fixture(scope="module")
 def yunet() -> FaceDetector:
-    return load_face_detector("yunet", Settings(model_dir=MODEL_DIR))
+    return load_face_detector(Settings(model_dir=MODEL_DIR), "yunet")
 
 
 @pytest.fixture(scope="module")
 def mtcnn(mtcnn_model_dir: Path) -> FaceDetector:
-    return load_face_detector("mtcnn", Settings(model_dir=mtcnn_model_dir))
+    return load_face_detector(Settings(model_dir=mtcnn_model_dir), "mtcnn")
 
 
 @pytest.fixture(scope="module", params=["yunet", "mtcnn"])
@@ -165,9 +166,10 @@ def test_small_or_blurred_faces_are_not_recognisable(yunet: FaceDetector, embedd
 
 def test_factory_follows_the_manifest() -> None:
     default = load_manifest().default_for("face_detection")
-    assert load_face_detector(settings=Settings(model_dir=MODEL_DIR)).name == default.name
+    settings = Settings(model_dir=MODEL_DIR)
+    assert load_face_detector(settings).name == default.name
     with pytest.raises(ValueError):
-        load_face_detector("mobilefacenet_paddlex")
+        load_face_detector(settings, "mobilefacenet_paddlex")
 
 
 @pytest.mark.skipif(not (HAVE_TORCH and HAVE_FACENET_WEIGHTS), reason="export-time packages not installed")

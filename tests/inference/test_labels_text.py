@@ -8,6 +8,7 @@ from PIL import Image
 
 from core.config import Settings
 from services.inference.labels import ImageLabeler
+from services.inference.models import ModelSet
 from services.inference.text import TextEmbedder
 from tests.paths import MODEL_DIR, TESTDATA_DIR
 
@@ -32,12 +33,12 @@ def photo_where(cls: str) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def labeler() -> ImageLabeler:
-    return ImageLabeler(settings=Settings(model_dir=MODEL_DIR))
+    return ModelSet(Settings(model_dir=MODEL_DIR)).labels
 
 
 @pytest.fixture(scope="module")
 def embedder() -> TextEmbedder:
-    return TextEmbedder(settings=Settings(model_dir=MODEL_DIR))
+    return ModelSet(Settings(model_dir=MODEL_DIR)).text
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from PIL import Image
 
 from core.config import Settings
 from onnx_models.manifest import load_manifest
-from services.inference.objects import COCO80, Detection, ObjectDetector, batched_nms
-from services.inference.runtime import OnnxSession
+from services.inference.objects import COCO80, Detection, ObjectDetector
+from services.inference.tensors import grouped_nms
 from services.tagging.rules import derive_tags, load_rules
 from tests.paths import MODEL_DIR, TESTDATA_DIR
 
@@ -22,10 +22,7 @@ CAT_PHOTO = "000000000575.jpg"
 
 
 def _detector(name: str) -> ObjectDetector:
-    entry = load_manifest().by_name(name)
-    # A session straight from tests/paths.MODEL_DIR, so SHOEBOX_MODEL_DIR works for tests too.
-    session = OnnxSession(MODEL_DIR / entry.file, Settings(model_dir=MODEL_DIR))
-    return ObjectDetector(entry, session=session)
+    return ObjectDetector(load_manifest().by_name(name), Settings(model_dir=MODEL_DIR))
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +115,11 @@ def test_yolox_finds_the_bus(bus_photo: Image.Image) -> None:
     _assert_boxes_normalised(dets)
 
 
-def test_batched_nms_is_class_wise() -> None:
+def test_grouped_nms_is_class_wise() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60]], dtype=np.float32)
     scores = np.array([0.9, 0.8, 0.7, 0.6], dtype=np.float32)
     classes = np.array([0, 0, 1, 0])
-    keep = batched_nms(boxes, scores, classes, iou=0.5)
+    keep = grouped_nms(boxes, scores, classes, 0.5)
     # box 1 overlaps box 0 of the same class and goes; box 2 is another class and stays.
     assert keep.tolist() == [0, 2, 3]
 
@@ -130,7 +127,7 @@ def test_batched_nms_is_class_wise() -> None:
 def test_wrong_role_is_rejected() -> None:
     entry = load_manifest().by_name("mobilefacenet_paddlex")
     with pytest.raises(ValueError, match="role"):
-        ObjectDetector(entry, session=None)
+        ObjectDetector(entry, Settings(model_dir=MODEL_DIR))
 
 
 def test_bus_photo_tags_through_the_rules(yolov8: ObjectDetector, bus_photo: Image.Image) -> None:
