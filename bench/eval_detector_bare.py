@@ -23,13 +23,14 @@ from PIL import Image, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.inference.objects import Detection, load_object_detector
-from services.tagging.rules import derive_tags, load_rules
+from services.tagging.rules import derive_tags, load_rules, object_thresholds_for
+from services.tagging.thresholds import ObjectThresholds, load_object_thresholds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _detection_metrics import Box
 from _detection_metrics import map50 as box_map50
 
-TAG_THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
+TAG_THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 MAP_CONF = 0.001
 
 
@@ -62,12 +63,15 @@ def tag_prf(
     return precision, recall, tp, fp, fn
 
 
-def rules_prf(preds: dict[str, list[Detection]], gt: dict[str, list[dict]]) -> tuple[float, float]:
-    """Object tags as the service derives them (services/tagging/tagging_rules.json), vs ground truth."""
+def rules_prf(
+    preds: dict[str, list[Detection]], gt: dict[str, list[dict]], thresholds: ObjectThresholds
+) -> tuple[float, float]:
+    """Object tags as the service derives them (tagging rules + the model's fitted thresholds)."""
     tp = fp = fn = 0
     for img, objs in gt.items():
         truth = {o["class_name"] for o in objs}
-        got = {t.name for t in derive_tags(preds[img], []) if t.kind == "object"}
+        found = derive_tags(preds[img], [], object_thresholds=thresholds)
+        got = {t.name for t in found if t.kind == "object"}
         tp += len(truth & got)
         fp += len(got - truth)
         fn += len(truth - got)
@@ -108,11 +112,14 @@ def main() -> None:
         for thr in TAG_THRESHOLDS:
             p, r, tp, fp, fn = tag_prf(preds, gt, thr, args.min_area)
             print(f"  {thr:.2f}   {p:.3f}      {r:.3f}   {tp:4d} {fp:4d} {fn:4d}")
-        obj = load_rules().objects
-        p, r = rules_prf(preds, gt)
+        fitted = load_object_thresholds(detector.name)
+        thresholds = object_thresholds_for(load_rules(), fitted)
+        p, r = rules_prf(preds, gt, thresholds)
+        source = "object_thresholds.json" if fitted else "tagging_rules.json"
+        per_class = f", {len(thresholds.classes)} per-class" if thresholds.classes else ""
         print(
-            f"  tagging rules (noisy-OR of detections >= {obj.evidence_floor}, tag at >= {obj.threshold}):"
-            f" precision {p:.3f} recall {r:.3f}"
+            f"  service tags (noisy-OR of detections >= {thresholds.evidence_floor}, tag at >= "
+            f"{thresholds.threshold}{per_class}; {source}): precision {p:.3f} recall {r:.3f}"
         )
         if args.per_class:
             for cls, ap in sorted(aps.items(), key=lambda kv: kv[1]):
