@@ -4,10 +4,14 @@ import json
 from typing import Any
 
 import pytest
+from PIL import Image, ImageOps
 
-from services.inference.objects import COCO80, Detection
+from core.config import Settings
+from onnx_models.manifest import load_manifest
+from services.inference.objects import COCO80, Detection, load_object_detector
 from services.tagging.rules import RULES_PATH, derive_tags, load_rules, object_thresholds_for, parse_rules
 from services.tagging.thresholds import (
+    THRESHOLDS_PATH,
     FitSettings,
     ObjectThresholds,
     class_confidences,
@@ -16,6 +20,7 @@ from services.tagging.thresholds import (
     load_object_thresholds,
     tag_counts,
 )
+from tests.paths import MODEL_DIR, TESTDATA_DIR
 
 CLASSES = ["person", "cup", "kite", "dog"]
 Pairs = list[list[tuple[str, float]]]
@@ -119,3 +124,37 @@ def test_a_model_without_fitted_thresholds_uses_the_rules() -> None:
         rules.objects.evidence_floor,
         rules.objects.threshold,
     )
+
+
+def test_shipped_thresholds_file_is_valid_and_covers_the_default_detector() -> None:
+    data = json.loads(THRESHOLDS_PATH.read_text())
+    manifest = load_manifest()
+    assert manifest.default_for("objects").name in data["models"]
+    for name, entry in data["models"].items():
+        assert manifest.by_name(name).role == "objects"
+        assert 0 < entry["evidence_floor"] <= entry["threshold"] < 1
+        assert set(entry["classes"]) <= set(COCO80)
+        assert all(0 < value < 1 for value in entry["classes"].values())
+        assert entry["fitted"]["cross_validated"]["global_only"]["precision"] > 0
+
+
+@pytest.mark.slow
+def test_refitting_on_the_dev_set_reproduces_the_shipped_thresholds() -> None:
+    """The stored numbers are what the documented procedure gives (bench/fit_tag_thresholds.py)."""
+    folder = TESTDATA_DIR / "detection"
+    truth_all: dict[str, list[dict[str, Any]]] = json.loads((folder / "ground_truth.json").read_text())
+    names = sorted(truth_all)
+    detector = load_object_detector(settings=Settings(model_dir=MODEL_DIR))
+    settings = FitSettings()
+    detections: Pairs = []
+    for name in names:
+        with Image.open(folder / "images" / name) as im:
+            (found,) = detector.detect([ImageOps.exif_transpose(im).convert("RGB")], min(settings.floors))
+        detections.append([(d.class_name, d.score) for d in found])
+    truths = [{o["class_name"] for o in truth_all[name]} for name in names]
+    shipped = json.loads(THRESHOLDS_PATH.read_text())["models"][detector.name]
+    cv = shipped["fitted"]["cross_validated"]
+    refit = fit_thresholds(detections, truths, detector.class_names, settings, per_class=cv["per_class_kept"])
+    assert refit.as_json() == {k: shipped[k] for k in ("evidence_floor", "threshold", "classes")}
+    counts = tag_counts(detections, truths, refit)
+    assert counts.precision >= 0.87 and counts.recall >= 0.71  # SPEC 6, bare model on the dev set
