@@ -1,7 +1,7 @@
 """Fit a detector's object-tag thresholds on a detection folder, cross-validated, and store them.
 
 Usage: .venv/bin/python bench/fit_tag_thresholds.py DATA_FOLDER [--model NAME] [--write]
-       [--folds 5] [--repeats 5] [--seed 0] [--cache DIR]
+       [--folds 5] [--repeats 5] [--seed 0] [--cache DIR] [--min-support 8] [--shrinkage 8]
 
 DATA_FOLDER holds images/ and ground_truth.json (the layout of ../shared/testdata/detection). The
 detector (manifest name, default: the objects default) runs once per image; its detections are cached
@@ -84,6 +84,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    defaults = FitSettings()
+    parser.add_argument(
+        "--min-support", type=int, default=defaults.min_support, help="for a sensitivity check"
+    )
+    parser.add_argument("--shrinkage", type=float, default=defaults.shrinkage, help="for a sensitivity check")
     parser.add_argument("--write", action="store_true", help=f"store the result in {THRESHOLDS_PATH.name}")
     args = parser.parse_args()
 
@@ -93,7 +98,7 @@ def main() -> None:
     names = sorted(name for name in truth_all if (args.data_folder / "images" / name).is_file())
     truths = [{o["class_name"] for o in truth_all[name]} for name in names]
     detector = load_object_detector(args.model)
-    settings = FitSettings()
+    settings = FitSettings(min_support=args.min_support, shrinkage=args.shrinkage)
     detections = detect_all(detector, args.data_folder, names, min(settings.floors), args.cache)
     classes = detector.class_names
     print(f"model {detector.name}, {len(names)} images, {sum(len(t) for t in truths)} image-class pairs")
