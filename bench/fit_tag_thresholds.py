@@ -10,7 +10,8 @@ a grid over (evidence floor, global threshold) maximising the smaller margin ove
 per-class thresholds for classes with enough support, shrunk towards the global one. It prints the
 in-sample and the cross-validated (k-fold over images, repeated) figures of the global-only and the
 per-class variants. The per-class thresholds are kept only when they beat global-only under
-cross-validation; --write stores the result in services/tagging/object_thresholds.json.
+cross-validation by FitSettings.min_cv_gain; --write stores the result in
+services/tagging/object_thresholds.json.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from services.tagging.thresholds import (
     cross_validate,
     fit_thresholds,
     objective,
+    per_class_gain,
     tag_counts,
 )
 
@@ -106,7 +108,7 @@ def main() -> None:
     global_only = fit_thresholds(detections, truths, classes, settings, per_class=False)
     per_class = fit_thresholds(detections, truths, classes, settings, per_class=True)
     cv = cross_validate(detections, truths, classes, settings, args.folds, args.repeats, args.seed)
-    use_per_class = objective(cv.per_class, settings) > objective(cv.global_only, settings)
+    use_per_class, gain = per_class_gain(cv, settings)
     chosen = per_class if use_per_class else global_only
 
     print(f"\nglobal only: floor {global_only.evidence_floor}, threshold {global_only.threshold}")
@@ -119,9 +121,8 @@ def main() -> None:
     print(
         f"  ({args.folds}-fold x {args.repeats} repeats, seed {args.seed}; counts pooled over held-out folds)"
     )
-    verdict = (
-        "kept (better under cross-validation)" if use_per_class else "not kept (no cross-validated gain)"
-    )
+    verdict = "kept" if use_per_class else "not kept"
+    verdict += f" (cross-validated objective gain {gain:+.4f}, needed >= {settings.min_cv_gain})"
     print(f"\nper-class thresholds {verdict}; chosen: {json.dumps(chosen.as_json())}")
 
     if args.write:

@@ -18,6 +18,7 @@ from services.tagging.thresholds import (
     cross_validate,
     fit_thresholds,
     load_object_thresholds,
+    per_class_gain,
     tag_counts,
 )
 from tests.paths import MODEL_DIR, TESTDATA_DIR
@@ -99,6 +100,11 @@ def test_cross_validation_counts_every_held_out_pair_once_per_repeat() -> None:
     assert result == cross_validate(
         detections, truths, CLASSES, FitSettings(shrinkage=1e-9), folds=5, repeats=3
     )
+    keep, gain = per_class_gain(result)
+    assert keep and gain > 0.1  # all 10 false persons gone at no recall cost
+    # Two equally good variants (no false person left for a class threshold to remove): global only.
+    clean = cross_validate(detections[:40], truths[:40], CLASSES, FitSettings(), folds=5, repeats=1)
+    assert per_class_gain(clean) == (False, 0.0)
 
 
 def test_tags_use_the_class_threshold_the_floor_and_the_rules_overrides() -> None:
