@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     onnx_inter_op_threads: int = 1
     onnx_providers: list[str] | None = None  # None: CUDA when available, then CPU
     load_models_at_start: bool = False
+    # Manifest name of the object detector (e.g. "yolov8n_int8"); None: the manifest's default.
+    objects_model: str | None = None
     analysis_batch_size: int = 8
     # Analyse new photos automatically (off: only `POST /v1/jobs {"type": "analyze"}` does).
     analyze_on_upload: bool = True

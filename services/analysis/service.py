@@ -30,8 +30,9 @@ from services.quality.assess import QualityResult, assess_quality, jpeg_tables
 from services.quality.rotation import RotationSuggestion, needs_rotation_check, suggest_rotation
 from services.search.documents import embed_summaries
 from services.search.places import set_photo_place
-from services.tagging.rules import DerivedTag, derive_tags, load_rules
+from services.tagging.rules import DerivedTag, derive_tags, load_rules, object_thresholds_for
 from services.tagging.service import ModelTag, replace_model_tags
+from services.tagging.thresholds import load_object_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,10 @@ def analyze_images(
     if not images:
         return []
     rules = load_rules()
+    # Tag thresholds are fitted per detector model; its floor is also the score boxes are kept at.
+    thresholds = object_thresholds_for(rules, load_object_thresholds(models.objects.name))
     started = time.perf_counter()
-    detections = models.objects.detect(images, score_threshold=rules.objects.evidence_floor)
+    detections = models.objects.detect(images, score_threshold=thresholds.evidence_floor)
     labels = models.labels.predict(images, top_k=5)
     faces = models.faces.analyze(images)
     rotations = [
@@ -90,6 +93,7 @@ def analyze_images(
                 face_boxes=[(*face.detection.box, face.detection.score) for face in photo_faces],
                 rules=rules,
                 label_names=models.labels.class_names,
+                object_thresholds=thresholds,
             ),
             inference_ms=per_photo_ms,
             rotation=rotation,

@@ -1,7 +1,9 @@
-"""COCO object detection (YOLOv8/YOLO11 Ultralytics exports and YOLOX) on ONNX Runtime.
+"""COCO object detection (Ultralytics YOLOv8/YOLO11 and end-to-end YOLO26 exports, YOLOX) on ONNX Runtime.
 
 Everything model-specific comes from the manifest entry (input size, channel order, scale, letterbox
 mode, thresholds, strides), so a new model of a known family is a manifest entry, not code.
+Families: "yolov8" (raw [4 + nc, anchors] head, NMS here), "yolo26" (end-to-end head: at most 300
+de-duplicated [x1, y1, x2, y2, score, class] rows, no NMS) and "yolox" (raw grid head, NMS here).
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ COCO80: tuple[str, ...] = (
     "teddy bear", "hair drier", "toothbrush",
 )  # fmt: skip
 
-SUPPORTED_FAMILIES = ("yolov8", "yolox")
+SUPPORTED_FAMILIES = ("yolov8", "yolo26", "yolox")
+# Families whose ONNX head already removes duplicates (Ultralytics end2end=True): no NMS step.
+END_TO_END_FAMILIES = ("yolo26",)
 # Ultralytics' own caps: boxes entering NMS and detections kept per image.
 _MAX_NMS_CANDIDATES = 30000
 _MAX_DETECTIONS = 300
@@ -118,7 +122,7 @@ class ObjectDetector(InferenceModel):
         self.scale = pre.scale
         self.mean = np.asarray(pre.mean, dtype=np.float32).reshape(-1, 1, 1)
         self.std = np.asarray(pre.std, dtype=np.float32).reshape(-1, 1, 1)
-        self.letterbox_mode = pre.letterbox or ("center" if self.family == "yolov8" else "top_left")
+        self.letterbox_mode = pre.letterbox or ("top_left" if self.family == "yolox" else "center")
         self.pad_value = pre.pad_value
         self.score_threshold = pre.score_threshold
         self.nms_iou = pre.nms_iou
@@ -176,6 +180,19 @@ class ObjectDetector(InferenceModel):
             )
         return self._grid
 
+    def _end_to_end(
+        self, raw: np.ndarray, score_threshold: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """YOLO26 rows [x1, y1, x2, y2, score, class_id] (canvas pixels, best first) -> kept arrays."""
+        if raw.ndim != 2 or raw.shape[1] != 6:
+            raise ValueError(f"{self.name}: end-to-end output rows must be 6 wide, got {raw.shape}")
+        kept = raw[raw[:, 4] >= score_threshold]
+        kept = kept[np.argsort(-kept[:, 4], kind="stable")][:_MAX_DETECTIONS]
+        class_ids = kept[:, 5].astype(np.int64)
+        if class_ids.size and (class_ids.min() < 0 or class_ids.max() >= len(self.class_names)):
+            raise ValueError(f"{self.name}: class id out of range 0..{len(self.class_names) - 1}")
+        return kept[:, :4], kept[:, 4], class_ids
+
     def _candidates(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One image's raw output -> (cx, cy, w, h boxes in canvas pixels, per-class scores)."""
         nc = len(self.class_names)
@@ -194,12 +211,20 @@ class ObjectDetector(InferenceModel):
     def _postprocess(
         self, raw: np.ndarray, lb: _Letterbox, score_threshold: float, iou: float
     ) -> list[Detection]:
+        if self.family in END_TO_END_FAMILIES:
+            xyxy, scores, class_ids = self._end_to_end(raw, score_threshold)
+        else:
+            xyxy, scores, class_ids = self._nms_candidates(raw, score_threshold, iou)
+        return self._to_detections(xyxy, scores, class_ids, lb)
+
+    def _nms_candidates(
+        self, raw: np.ndarray, score_threshold: float, iou: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw-head families: threshold, class-wise NMS -> (xyxy canvas pixels, scores, class ids)."""
         cxcywh, class_scores = self._candidates(raw)
         class_ids = class_scores.argmax(axis=1)
         scores = class_scores[np.arange(class_scores.shape[0]), class_ids]
         mask = scores >= score_threshold
-        if not mask.any():
-            return []
         cxcywh, scores, class_ids = cxcywh[mask], scores[mask], class_ids[mask]
         if scores.size > _MAX_NMS_CANDIDATES:
             top = np.argpartition(-scores, _MAX_NMS_CANDIDATES)[:_MAX_NMS_CANDIDATES]
@@ -207,7 +232,13 @@ class ObjectDetector(InferenceModel):
         half = cxcywh[:, 2:4] / 2
         xyxy = np.concatenate([cxcywh[:, :2] - half, cxcywh[:, :2] + half], axis=1)
         keep = grouped_nms(xyxy, scores, class_ids, iou)[:_MAX_DETECTIONS]
-        xyxy, scores, class_ids = xyxy[keep], scores[keep], class_ids[keep]
+        return xyxy[keep], scores[keep], class_ids[keep]
+
+    def _to_detections(
+        self, xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, lb: _Letterbox
+    ) -> list[Detection]:
+        if not scores.size:
+            return []
         # Undo the letterbox, clip to the image, then normalise to 0..1.
         xyxy = (xyxy - np.array([lb.pad_x, lb.pad_y, lb.pad_x, lb.pad_y], dtype=np.float32)) / lb.ratio
         xyxy = np.clip(xyxy, 0, np.array([lb.width, lb.height, lb.width, lb.height], dtype=np.float32))
@@ -235,6 +266,7 @@ class ObjectDetector(InferenceModel):
 
         `score_threshold` defaults to the manifest's storage threshold; evaluation passes a low
         value (0.001) to rank detections for mAP. Tag thresholds are applied later, in tagging.
+        `nms_iou` has no effect on end-to-end families (their head has already de-duplicated).
         """
         if not images:
             return []
@@ -258,7 +290,9 @@ class ObjectDetector(InferenceModel):
 
 
 def load_object_detector(settings: Settings, name: str | None = None) -> ObjectDetector:
-    """The detector named in the manifest, or the manifest default for role "objects"."""
+    """The detector named here, else the one settings name (SHOEBOX_OBJECTS_MODEL), else the manifest
+    default for role "objects"."""
     manifest = load_manifest()
-    entry = manifest.by_name(name) if name else manifest.default_for("objects")
+    chosen = name or settings.objects_model
+    entry = manifest.by_name(chosen) if chosen else manifest.default_for("objects")
     return ObjectDetector(entry, settings)

@@ -29,7 +29,13 @@ def select_providers(requested: list[str] | None = None) -> list[str]:
 class OnnxSession:
     """A loaded model file. `run` is thread-safe (onnxruntime sessions allow concurrent Run)."""
 
-    def __init__(self, path: Path, settings: Settings) -> None:
+    def __init__(
+        self,
+        path: Path,
+        settings: Settings,
+        optimization: ort.GraphOptimizationLevel = ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    ) -> None:
+        """`optimization` is for benchmarks comparing levels; the service always uses ENABLE_ALL."""
         if not path.is_file():
             raise ModelMissing(f"model file {path.name} is not in {path.parent}; run `make models`")
         options = ort.SessionOptions()
@@ -39,7 +45,7 @@ class OnnxSession:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # Photos come in many sizes; a per-shape memory plan would grow without bound.
         options.enable_mem_pattern = False
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = optimization
         self.path = path
         self.session = ort.InferenceSession(
             str(path), sess_options=options, providers=select_providers(settings.onnx_providers)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from db.enums import TagKind
 from services.inference.objects import COCO80
+from services.tagging.thresholds import ObjectThresholds, class_confidences
 
 log = logging.getLogger(__name__)
 
@@ -275,27 +276,27 @@ def _as_label(item: Any) -> _Label:
     """Accepts an object with name/score (or label/confidence) and optional class_id/index, or a
     tuple (name, score[, class_id]), so the label model's own result type needs no adapter."""
     if isinstance(item, tuple | list):
-        name, score = str(item[0]), float(item[1])
         class_id = int(item[2]) if len(item) > 2 and item[2] is not None else None
-        return _Label(name, score, class_id)
-    found_name = getattr(item, "name", None) or getattr(item, "label", None)
-    found_score = getattr(item, "score", None)
-    if found_score is None:
-        found_score = getattr(item, "confidence", None)
-    if found_name is None or found_score is None:
+        return _Label(str(item[0]), float(item[1]), class_id)
+    name: Any = getattr(item, "name", None) or getattr(item, "label", None)
+    score: Any = getattr(item, "score", None)
+    if score is None:
+        score = getattr(item, "confidence", None)
+    if name is None or score is None:
         raise TypeError(f"a label needs a name and a score, got {item!r}")
     found_id = getattr(item, "class_id", None)
     if found_id is None:
         found_id = getattr(item, "index", None)
-    return _Label(str(found_name), float(found_score), None if found_id is None else int(found_id))
+    return _Label(str(name), float(score), None if found_id is None else int(found_id))
 
 
 def _as_face(item: Any) -> _Face:
     """A face as [x, y, w, h] (normalised), [x, y, w, h, score], or an object with bbox/box and
     an optional score/detection_score."""
+    box: Any
+    score: Any
     if isinstance(item, tuple | list | np.ndarray):
-        box: Any = item[:4]
-        score: Any = float(item[4]) if len(item) > 4 else 1.0
+        box, score = item[:4], (float(item[4]) if len(item) > 4 else 1.0)
     else:
         box = getattr(item, "bbox", None)
         if box is None:
@@ -330,21 +331,31 @@ class _TagSet:
         return sorted(tags, key=lambda t: (order[t.kind], -t.confidence, t.name))
 
 
-def _object_tags(detections: Sequence[DetectionLike], rules: TaggingRules, out: _TagSet) -> None:
+def object_thresholds_for(rules: TaggingRules, fitted: ObjectThresholds | None) -> ObjectThresholds:
+    """The detector's fitted thresholds (object_thresholds.json) or, for a model without an entry there,
+    the rules' own evidence floor and global threshold."""
+    if fitted is not None:
+        return fitted
+    return ObjectThresholds(rules.objects.evidence_floor, rules.objects.threshold)
+
+
+def _object_tags(
+    detections: Sequence[DetectionLike],
+    rules: TaggingRules,
+    thresholds: ObjectThresholds,
+    out: _TagSet,
+) -> None:
     obj = rules.objects
-    scores_by_class: dict[str, list[float]] = {}
-    for d in detections:
-        if d.score >= obj.evidence_floor:
-            scores_by_class.setdefault(d.class_name, []).append(float(d.score))
-    for class_name, scores in scores_by_class.items():
+    # Noisy-OR per class of the detections at or above the floor (see services/tagging/thresholds.py).
+    confidences = class_confidences(
+        ((d.class_name, float(d.score)) for d in detections), thresholds.evidence_floor
+    )
+    for class_name, confidence in confidences.items():
         rule = obj.classes.get(class_name) or ObjectClassRule()
         if rule.drop:
             continue
-        # Noisy-OR: the chance that at least one of the (assumed independent) detections is right.
-        # Several weak detections of one class corroborate each other; one detection alone must
-        # reach the threshold by itself.
-        confidence = float(1.0 - np.prod(1.0 - np.asarray(scores)))
-        threshold = obj.threshold if rule.threshold is None else rule.threshold
+        # A threshold written into the rules by hand wins over the fitted one.
+        threshold = thresholds.for_class(class_name) if rule.threshold is None else rule.threshold
         if confidence < threshold:
             continue
         out.add(rule.tag or class_name, TagKind.object, confidence)
@@ -431,11 +442,14 @@ def derive_tags(
     face_boxes: Sequence[Any] | None = None,
     rules: TaggingRules | None = None,
     label_names: Sequence[str] | None = None,
+    object_thresholds: ObjectThresholds | None = None,
 ) -> list[DerivedTag]:
     """Tags for one photo.
 
-    detections: the detector's output for the photo, kept at or below the rules' evidence_floor
-    (`detect(images, score_threshold=rules.objects.evidence_floor)`) so weak detections can add up.
+    detections: the detector's output for the photo, kept at or below the evidence floor
+    (`detect(images, score_threshold=thresholds.evidence_floor)`) so weak detections can add up.
+    object_thresholds: the detector's fitted tag thresholds (`load_object_thresholds(model name)`);
+    None uses the rules' global floor and threshold.
     labels: classifier results: (name, score[, class_id]) tuples or objects with name and score.
     label_names: the classifier's class names, index = ImageNet id, to find the id of a label given
     by name only (default: the label model's `.labels.json` in the model directory).
@@ -444,7 +458,7 @@ def derive_tags(
     """
     rules = rules or load_rules()
     out = _TagSet()
-    _object_tags(detections, rules, out)
+    _object_tags(detections, rules, object_thresholds_for(rules, object_thresholds), out)
     _label_tags(labels, rules, label_names, out)
     _people_tags(detections, face_boxes, rules, out)
     return out.result()
