@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -44,8 +44,6 @@ class Settings(BaseSettings):
     job_workers: int = 1
     run_job_workers: bool = True
     job_poll_seconds: float = 0.5
-
-    thumbnail_sizes: tuple[int, ...] = Field(default=(256, 1024))
 
     @model_validator(mode="after")
     def _fill_derived_paths(self) -> "Settings":

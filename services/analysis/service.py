@@ -6,7 +6,7 @@ output is replaced, the user's tags and decisions are kept.
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -51,7 +51,6 @@ class PhotoFindings:
     inference_ms: float
     rotation: RotationSuggestion | None = None
     quality: QualityResult | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def analyze_images(

@@ -2,16 +2,14 @@
 
 import io
 import json
-import time
 from collections import defaultdict
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.api.test_jobs import wait_for_job
-from tests.api.test_tagging import wait_until_analysed
 from tests.conftest import OwnerAuth, new_owner
+from tests.helpers import wait_for_idle_jobs, wait_for_job, wait_until_analysed
 from tests.paths import TESTDATA_DIR
 
 FACES_DIR = TESTDATA_DIR / "faces"
@@ -42,16 +40,6 @@ def library(client: TestClient) -> tuple[OwnerAuth, dict[str, list[dict]]]:
     return owner, photos
 
 
-def wait_for_recognition(client: TestClient, owner: OwnerAuth, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        jobs = client.get("/v1/jobs", headers=owner.headers, params={"limit": 200}).json()["items"]
-        if not any(j["state"] in ("queued", "running") for j in jobs):
-            return
-        time.sleep(0.05)
-    raise AssertionError("recognition did not finish")
-
-
 def face(client: TestClient, owner: OwnerAuth, face_id: str) -> dict:
     faces = client.get("/v1/faces", headers=owner.headers, params={"limit": 500}).json()["items"]
     return next(f for f in faces if f["id"] == face_id)
@@ -78,7 +66,7 @@ def test_one_label_names_the_other_photos_and_strangers_stay_unknown(client: Tes
         )
         assert response.status_code == 200, response.text
         assert response.json()["items"][0]["person_source"] == "user"
-    wait_for_recognition(client, owner)
+    wait_for_idle_jobs(client, owner)
     for person in (alice, bob):
         for entry in photos[person][1:]:
             named = face(client, owner, entry["face"]["id"])
@@ -116,7 +104,7 @@ def test_reanalysis_keeps_user_labels(client: TestClient, library) -> None:
         "/v1/jobs", headers=owner.headers, json={"type": "analyze", "photo_ids": [labelled["photo_id"]]}
     )
     assert wait_for_job(client, owner, job.json()["id"])["state"] == "succeeded"
-    wait_for_recognition(client, owner)
+    wait_for_idle_jobs(client, owner)
     after = client.get(f"/v1/photos/{labelled['photo_id']}/faces", headers=owner.headers).json()["items"]
     kept = [f for f in after if f["person_source"] == "user"]
     assert len(kept) == 1 and kept[0]["person"]["name"] == alice
@@ -169,7 +157,7 @@ def test_two_faces_of_one_photo_are_never_one_person(client: TestClient, library
     )
     photo_id = result.json()["results"][0]["photo"]["id"]
     wait_until_analysed(client, owner, [photo_id])
-    wait_for_recognition(client, owner)
+    wait_for_idle_jobs(client, owner)
     faces = client.get(f"/v1/photos/{photo_id}/faces", headers=owner.headers).json()["items"]
     assert len(faces) >= 2
     named = [f["person"]["id"] for f in faces if f["person"]]
@@ -207,7 +195,7 @@ def test_unassign_is_remembered(client: TestClient, library) -> None:
     target = photos[bob][1]["face"]["id"]
     response = client.delete(f"/v1/faces/{target}/person", headers=owner.headers)
     assert response.status_code == 200 and response.json()["person"] is None
-    wait_for_recognition(client, owner)
+    wait_for_idle_jobs(client, owner)
     assert face(client, owner, target)["person"] is None
 
 
