@@ -24,7 +24,7 @@ from services.inference.labels import LabelResult
 from services.inference.models import ModelSet
 from services.inference.objects import Detection as ObjectDetection
 from services.jobs.service import JobContext, JobType, ensure_queued_job, register_job_type
-from services.photos.images import load_oriented
+from services.photos.images import ANALYSIS_MAX_SIDE, load_oriented
 from services.photos.service import get_photo, get_photos, owner_photo_ids
 from services.quality.assess import QualityResult, assess_quality, jpeg_tables
 from services.quality.rotation import RotationSuggestion, needs_rotation_check, suggest_rotation
@@ -35,9 +35,6 @@ from services.tagging.service import ModelTag, replace_model_tags
 from services.tagging.thresholds import load_object_thresholds
 
 log = logging.getLogger(__name__)
-
-# Long side the models see: enough for the 640 px detector and for small faces, cheap to decode.
-ANALYSIS_MAX_SIDE = 1280
 
 
 @dataclass

@@ -6,10 +6,11 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from core.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Invalid
 from core.events import photos_changed
 from core.pagination import decode_cursor, encode_cursor
 from db.models import Face, Person
+from db.owned import get_owned
 from services.jobs.service import ensure_queued_job
 
 
@@ -21,10 +22,7 @@ def clean_person_name(name: str) -> str:
 
 
 def get_person(db: Session, *, owner_id: str, person_id: str) -> Person:
-    person = db.get(Person, person_id)
-    if person is None or person.owner_id != owner_id:
-        raise NotFound(f"no person with id {person_id!r}")
-    return person
+    return get_owned(db, Person, owner_id=owner_id, row_id=person_id, what="person")
 
 
 def find_by_name(db: Session, *, owner_id: str, name: str) -> Person | None:

@@ -16,11 +16,12 @@ from sqlalchemy import Select, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 import services.faces.recognition as recognition
-from core.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Invalid
 from core.events import photos_changed
 from core.pagination import decode_cursor, encode_cursor
 from core.storage import BlobStore
 from db.models import Face, Person, Photo
+from db.owned import get_owned
 from services.faces.people import get_or_create_by_name, get_person
 from services.inference.faces import FaceResult
 from services.inference.tensors import box_iou
@@ -85,10 +86,7 @@ def faces_count_for_photos(db: Session, photo_ids: list[str]) -> dict[str, int]:
 
 
 def get_face(db: Session, *, owner_id: str, face_id: str) -> Face:
-    face = db.get(Face, face_id)
-    if face is None or face.owner_id != owner_id:
-        raise NotFound(f"no face with id {face_id!r}")
-    return face
+    return get_owned(db, Face, owner_id=owner_id, row_id=face_id, what="face")
 
 
 def faces_of_photo(db: Session, *, owner_id: str, photo_id: str) -> list[Face]:
