@@ -26,7 +26,7 @@ import json
 import sys
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _face_cache import REPO_ROOT, FaceSet, load_faces
 
-from services.open_set import Bars, FaceState, decide
+from services.faces.recognition import Bars, FaceState, decide
 
 FIT_TAUGHT = (1, 2, 3, 5, 10, 20, 50)  # numbers of taught people a bar is fitted for
 FIT_KS = (1, 3, 5)  # labelled photos per person in the fitting trials (LFW people have 5-10 photos)
@@ -141,7 +141,6 @@ def lfw_cross_validation(lib: Library, folds: int, draws: int) -> tuple[list[str
     split = split_folds(lib.person, folds, seed=0)
     results: dict[tuple[str, int, int], list[Outcome]] = defaultdict(list)
     fitted: list[Bars] = []
-    plain = Bars(name={1: 0.40}, suggest={1: 0.40}, margin=0.0, self_training=False)
     for f in range(folds):
         fit_people = np.concatenate([split[g] for g in range(folds) if g != f])
         bars = fit_bars(lib.of(fit_people), draws, seed=100 * f)
@@ -156,7 +155,7 @@ def lfw_cross_validation(lib: Library, folds: int, draws: int) -> tuple[list[str
                     state = rng.bit_generator.state
                     for name, rule in (
                         ("z-norm + self-training", bars),
-                        ("z-norm", Bars(bars.name, bars.suggest, self_training=False)),
+                        ("z-norm", replace(bars, self_training=False)),
                     ):
                         rng.bit_generator.state = state  # same labelled photos for every rule
                         results[(name, k, t_count)].append(run_trial(held, taught, k, rng, rule))
@@ -218,7 +217,7 @@ def faces_protocols(lib: Library, bars: Bars, draws: int) -> list[str]:
     ]
     for name, rule in (
         ("z-norm + self-training", bars),
-        ("z-norm", Bars(bars.name, bars.suggest, self_training=False)),
+        ("z-norm", replace(bars, self_training=False)),
     ):
         for k in (1, 3, 5, 10):
             rng = np.random.default_rng(k)
@@ -284,7 +283,7 @@ def kin_report(
     ]
     for h in (0, 1):
         floor = fit_name_floor(kin, emb, families, halves[1 - h])
-        held = Bars(bars.name, bars.suggest, name_floor=floor)
+        held = replace(bars, name_floor=floor)
         own, rel = kin_scores(kin, emb, families, halves[h], seed=2)
         t1_name, t1_suggest = held.name_bar(1), held.suggest_bar(1)
         lines.append(
@@ -318,7 +317,7 @@ def main() -> None:
         lfw_bars = fit_bars(lib, args.draws * 2, seed=12345)
         kin_lines, floor = kin_report(kin, get(kin), families, lfw_bars)
         print("\n".join(kin_lines), flush=True)
-        final = Bars(lfw_bars.name, lfw_bars.suggest, name_floor=floor)
+        final = replace(lfw_bars, name_floor=floor)
         print(f"Shipped bars: name {dict(final.name)} (floor {floor}), suggest {dict(final.suggest)}\n")
         flib = Library(get(faces)[faces.found], np.array(faces.labels)[faces.found])
         print("\n".join(faces_protocols(flib, final, args.draws * 2)), flush=True)

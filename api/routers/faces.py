@@ -10,7 +10,7 @@ from api.deps import CurrentOwner, JobRunnerDep, SessionDep, StoreDep
 from api.errors import problem_responses
 from db.models import Face as FaceRow
 from schemas.common import Page
-from schemas.faces import Face, FaceCluster, FaceClusters, FaceLabel, PersonRef
+from schemas.faces import Face, FaceCluster, FaceClusters, FaceLabel, FaceSuggestion, PersonRef
 from services.faces.service import FaceOrder
 from services.jobs.service import JobRunner
 
@@ -34,12 +34,22 @@ def face_out(face: FaceRow, names: dict[str, str]) -> Face:
         person=PersonRef(id=face.person_id, name=names[face.person_id]) if face.person_id else None,
         person_source=face.person_source,  # type: ignore[arg-type]
         person_confidence=face.person_confidence,
+        suggestion=(
+            FaceSuggestion(
+                person=PersonRef(id=face.suggested_person_id, name=names[face.suggested_person_id]),
+                confidence=face.suggestion_confidence or 0.0,
+            )
+            if face.suggested_person_id and face.suggested_person_id in names
+            else None
+        ),
         recognisable=face.recognisable,
     )
 
 
 def faces_out(db: SessionDep, faces: list[FaceRow]) -> list[Face]:
-    names = face_service.person_names(db, [f.person_id for f in faces if f.person_id])
+    names = face_service.person_names(
+        db, [p for f in faces for p in (f.person_id, f.suggested_person_id) if p is not None]
+    )
     return [face_out(face, names) for face in faces]
 
 
@@ -61,13 +71,25 @@ def list_faces(
     owner: CurrentOwner,
     person_id: str | None = None,
     unlabeled: Annotated[bool | None, Query(description="true: faces no user has named")] = None,
-    order: Annotated[FaceOrder, Query(description="confidence: least sure model names first")] = "created",
+    suggested: Annotated[
+        bool | None, Query(description="true: faces with a suggested person to confirm (review queue)")
+    ] = None,
+    order: Annotated[
+        FaceOrder, Query(description="confidence: least sure model names and suggestions first")
+    ] = "created",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> Page[Face]:
     """Faces of the owner's library, filtered by person or by whether a user named them."""
     rows, next_cursor = face_service.list_faces(
-        db, owner_id=owner, person_id=person_id, unlabeled=unlabeled, order=order, limit=limit, cursor=cursor
+        db,
+        owner_id=owner,
+        person_id=person_id,
+        unlabeled=unlabeled,
+        suggested=suggested,
+        order=order,
+        limit=limit,
+        cursor=cursor,
     )
     return Page[Face](items=faces_out(db, rows), next_cursor=next_cursor)
 
@@ -86,8 +108,9 @@ def label_faces(db: SessionDep, owner: CurrentOwner, runner: JobRunnerDep, body:
 
 @router.delete("/v1/faces/{face_id}/person", name="unassign", response_model=Face, responses=PROBLEMS)
 def unassign_face(db: SessionDep, owner: CurrentOwner, runner: JobRunnerDep, face_id: str) -> Face:
-    """Clear a face's person. The face stays unnamed (recognition will not name it again) until a user
-    labels it."""
+    """ "Not this person": clear the face's person (or its suggestion). Recognition never gives the face
+    that person again (it may still name it as somebody else); a face with neither stays unnamed until
+    a user labels it."""
     face = face_service.unassign_face(db, owner_id=owner, face_id=face_id)
     _after_labels_changed(db, owner, runner)
     return faces_out(db, [face])[0]
