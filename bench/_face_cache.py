@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+import onnxruntime as ort  # type: ignore[import-untyped]
 from PIL import Image, ImageOps
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -179,5 +179,6 @@ if __name__ == "__main__":
         folder_arg, _, pad_arg = arg.partition(":")
         faces = load_faces(Path(folder_arg), float(pad_arg or 0))
         print(
-            f"{folder_arg} pad {pad_arg or 0}: {faces.found.mean():.4f} found, {len(faces.files)} photos, {faces.seconds:.0f} s"
+            f"{folder_arg} pad {pad_arg or 0}: {faces.found.mean():.4f} found, "
+            f"{len(faces.files)} photos, {faces.seconds:.0f} s"
         )

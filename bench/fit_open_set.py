@@ -22,12 +22,14 @@ against T=20 taught people (labels only).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -119,9 +121,29 @@ def fit_bars(lib: Library, draws: int, seed: int, self_training: bool = True) ->
         name[t_count] = round(float(np.quantile(scores, 1 - TARGET_NAMED)), 2)
         suggest[t_count] = round(float(np.quantile(scores, 1 - TARGET_SUGGESTED)), 2)
     for table in (name, suggest):  # more people can only raise the bar; enforce it against noise
-        for a, b in zip(FIT_TAUGHT, FIT_TAUGHT[1:], strict=False):
+        for a, b in itertools.pairwise(FIT_TAUGHT):
             table[b] = max(table[b], table[a])
     return Bars(name=name, suggest=suggest, self_training=self_training)
+
+
+def fit_confidence(lib: Library, bars: Bars, draws: int, seed: int) -> tuple[float, float]:
+    """Logistic fit of "the best candidate is the face's person" on (score - name bar), over trials
+    with 3 and 20 taught people at k = 1, 3, 5 (strangers' candidates are always wrong)."""
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for t_count in (3, 20):
+        for k in FIT_KS:
+            pool = eligible(lib, k)
+            for _ in range(draws):
+                out = run_trial(lib, rng.choice(pool, t_count, replace=False), k, rng, bars)
+                xs.append(out.score - bars.name_bar(t_count))
+                ys.append(out.genuine & out.right_person)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    keep = np.isfinite(x)
+    model = LogisticRegression(C=10.0).fit(x[keep, None], y[keep].astype(int))
+    return round(float(model.coef_[0][0]), 2), round(float(model.intercept_[0]), 2)
 
 
 def split_folds(person: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
@@ -166,14 +188,15 @@ def lfw_cross_validation(lib: Library, folds: int, draws: int) -> tuple[list[str
     lines = [
         f"### faces_lfw: {folds}-fold person-disjoint cross-validation, {draws} draws per fold and setting",
         "",
-        "Held-out people only (bars fitted on the other folds' people). 'Not named' counts suggested as not named.",
+        "Held-out people only (bars fitted on the other folds' people). "
+        "'Not named' counts suggested as not named.",
         "",
         "| rule | k | taught T | named correctly | strangers unknown | strangers not named |",
         "|---|---|---|---|---|---|",
     ]
-    for (rule, k, t_count), outs in sorted(results.items()):
+    for (rule_name, k, t_count), outs in sorted(results.items()):
         lines.append(
-            f"| {rule} | {k} | {t_count} | {fmt([o.named_rate() for o in outs])} | "
+            f"| {rule_name} | {k} | {t_count} | {fmt([o.named_rate() for o in outs])} | "
             f"{fmt([o.stranger_unknown() for o in outs])} | {fmt([o.stranger_not_named() for o in outs])} |"
         )
     lines += [
@@ -233,7 +256,7 @@ def faces_protocols(lib: Library, bars: Bars, draws: int) -> list[str]:
 
 
 def kin_scores(
-    kin: FaceSet, emb: np.ndarray, families: dict[str, dict], names: list[str], seed: int
+    kin: FaceSet, emb: np.ndarray, families: dict[str, dict[str, Any]], names: list[str], seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each member with 4+ photos is taught alone with 3 photos; returns the normalised scores of
     their other photos and of every other family member's photos (the library, i.e. the cohort, is
@@ -263,13 +286,15 @@ def kin_scores(
     return np.concatenate(own), np.concatenate(relatives)
 
 
-def fit_name_floor(kin: FaceSet, emb: np.ndarray, families: dict[str, dict], names: list[str]) -> float:
+def fit_name_floor(
+    kin: FaceSet, emb: np.ndarray, families: dict[str, dict[str, Any]], names: list[str]
+) -> float:
     _, relatives = kin_scores(kin, emb, families, names, seed=1)
     return round(float(np.quantile(relatives, 1 - TARGET_RELATIVES_NAMED)), 2)
 
 
 def kin_report(
-    kin: FaceSet, emb: np.ndarray, families: dict[str, dict], bars: Bars
+    kin: FaceSet, emb: np.ndarray, families: dict[str, dict[str, Any]], bars: Bars
 ) -> tuple[list[str], float]:
     """Family-disjoint: the look-alike floor is fitted on one half of the families, reported on the other."""
     halves = [sorted(families)[0::2], sorted(families)[1::2]]
@@ -278,7 +303,8 @@ def kin_report(
         "",
         f"Face found on {kin.found.mean():.3f} of {len(kin.found)} crops (no padding).",
         "",
-        "| reported on | floor fitted on the other half | own photos named | relatives named as them | relatives suggested |",
+        "| reported on | floor fitted on the other half | own photos named | relatives named as them "
+        "| relatives suggested |",
         "|---|---|---|---|---|",
     ]
     for h in (0, 1):
@@ -319,6 +345,8 @@ def main() -> None:
         print("\n".join(kin_lines), flush=True)
         final = replace(lfw_bars, name_floor=floor)
         print(f"Shipped bars: name {dict(final.name)} (floor {floor}), suggest {dict(final.suggest)}\n")
+        slope, offset = fit_confidence(lib, final, args.draws, seed=777)
+        print(f"Confidence: P(best candidate right) = sigmoid({slope} * (score - name bar) + {offset})\n")
         flib = Library(get(faces)[faces.found], np.array(faces.labels)[faces.found])
         print("\n".join(faces_protocols(flib, final, args.draws * 2)), flush=True)
 
