@@ -269,9 +269,11 @@ def _vouched(
         sims[photo[rows][:, None] == photo[None, :]] = -np.inf  # nor a face of its own photo
         return sims
 
-    kth = np.empty(m, dtype=np.float32)
-    for start in range(0, m, _BLOCK):
-        rows = np.arange(start, min(start + _BLOCK, m))
+    # Only candidates and named faces can be the two ends of a link: their n-th neighbour is enough.
+    kth = np.full(m, np.inf, dtype=np.float32)
+    ends = np.flatnonzero(candidates | named)
+    for start in range(0, len(ends), _BLOCK):
+        rows = ends[start : start + _BLOCK]
         kth[rows] = -np.partition(-block(rows), n - 1, axis=1)[:, n - 1]
     wanted = np.flatnonzero(candidates)
     for start in range(0, len(wanted), _BLOCK):
