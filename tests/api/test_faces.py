@@ -4,6 +4,7 @@ import io
 import json
 import time
 from collections import defaultdict
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,10 +18,11 @@ from tests.paths import TESTDATA_DIR
 FACES_DIR = TESTDATA_DIR / "faces"
 FACES_TRUTH: dict[str, str] = json.loads((FACES_DIR / "ground_truth.json").read_text())
 PHOTOS_PER_PERSON = 4
+Library = tuple[OwnerAuth, dict[str, list[dict[str, Any]]]]
 
 
 @pytest.fixture(scope="module")
-def library(client: TestClient) -> tuple[OwnerAuth, dict[str, list[dict]]]:
+def library(client: TestClient) -> Library:
     """A few photos of each of three people, uploaded and analysed; nobody named yet."""
     by_person = photos_by_person()
     people = sorted(by_person)[:3]
@@ -32,7 +34,7 @@ def library(client: TestClient) -> tuple[OwnerAuth, dict[str, list[dict]]]:
     ]
     results = client.post("/v1/photos", headers=owner.headers, files=files).json()["results"]
     wait_until_analysed(client, owner, [r["photo"]["id"] for r in results])
-    photos: dict[str, list[dict]] = defaultdict(list)
+    photos: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for result in results:
         person = result["filename"].split("|")[0]
         faces = client.get(f"/v1/photos/{result['photo']['id']}/faces", headers=owner.headers).json()["items"]
@@ -52,12 +54,12 @@ def wait_for_recognition(client: TestClient, owner: OwnerAuth, timeout: float = 
     raise AssertionError("recognition did not finish")
 
 
-def face(client: TestClient, owner: OwnerAuth, face_id: str) -> dict:
+def face(client: TestClient, owner: OwnerAuth, face_id: str) -> dict[str, Any]:
     faces = client.get("/v1/faces", headers=owner.headers, params={"limit": 500}).json()["items"]
     return next(f for f in faces if f["id"] == face_id)
 
 
-def test_faces_are_found_with_boxes_and_landmarks(library) -> None:
+def test_faces_are_found_with_boxes_and_landmarks(library: Library) -> None:
     _, photos = library
     for entries in photos.values():
         for entry in entries:
@@ -67,7 +69,9 @@ def test_faces_are_found_with_boxes_and_landmarks(library) -> None:
             assert len(main["landmarks"]) == 5 and main["person"] is None
 
 
-def test_one_label_names_the_other_photos_and_strangers_stay_unknown(client: TestClient, library) -> None:
+def test_one_label_names_the_other_photos_and_strangers_stay_unknown(
+    client: TestClient, library: Library
+) -> None:
     owner, photos = library
     alice, bob, stranger = sorted(photos)
     for person in (alice, bob):
@@ -97,7 +101,7 @@ def test_one_label_names_the_other_photos_and_strangers_stay_unknown(client: Tes
         assert got["person"] is None and got["suggestion"] is None
 
 
-def test_review_order_and_person_filters(client: TestClient, library) -> None:
+def test_review_order_and_person_filters(client: TestClient, library: Library) -> None:
     owner, photos = library
     alice = sorted(photos)[0]
     person = next(
@@ -126,7 +130,7 @@ def test_review_order_and_person_filters(client: TestClient, library) -> None:
     assert keys == sorted(keys)
 
 
-def test_reanalysis_keeps_user_labels(client: TestClient, library) -> None:
+def test_reanalysis_keeps_user_labels(client: TestClient, library: Library) -> None:
     owner, photos = library
     alice = sorted(photos)[0]
     labelled = photos[alice][0]
@@ -141,7 +145,7 @@ def test_reanalysis_keeps_user_labels(client: TestClient, library) -> None:
     assert kept[0]["id"] == labelled["face"]["id"], "the labelled face keeps its id across re-analysis"
 
 
-def test_split_and_merge(client: TestClient, library) -> None:
+def test_split_and_merge(client: TestClient, library: Library) -> None:
     owner, photos = library
     alice, bob, _ = sorted(photos)
     moved = photos[alice][1]["face"]["id"]
@@ -170,7 +174,7 @@ def test_split_and_merge(client: TestClient, library) -> None:
     )
 
 
-def test_two_faces_of_one_photo_are_never_one_person(client: TestClient, library) -> None:
+def test_two_faces_of_one_photo_are_never_one_person(client: TestClient, library: Library) -> None:
     owner, photos = library
     alice, bob, _ = sorted(photos)
     # One photo showing two people: two real portraits side by side.
@@ -204,7 +208,7 @@ def photos_by_person() -> dict[str, list[str]]:
     return by_person
 
 
-def test_clusters_group_unnamed_faces(client: TestClient, library) -> None:
+def test_clusters_group_unnamed_faces(client: TestClient, library: Library) -> None:
     owner, photos = library
     stranger = sorted(photos)[2]
     stranger_faces = {e["face"]["id"] for e in photos[stranger]}
@@ -219,7 +223,7 @@ def test_clusters_group_unnamed_faces(client: TestClient, library) -> None:
     assert response.status_code == 200
 
 
-def test_unassign_is_remembered(client: TestClient, library) -> None:
+def test_unassign_is_remembered(client: TestClient, library: Library) -> None:
     owner, photos = library
     bob = sorted(photos)[1]
     target = photos[bob][1]["face"]["id"]
@@ -229,7 +233,7 @@ def test_unassign_is_remembered(client: TestClient, library) -> None:
     assert face(client, owner, target)["person"] is None
 
 
-def test_face_crop_and_errors(client: TestClient, library) -> None:
+def test_face_crop_and_errors(client: TestClient, library: Library) -> None:
     owner, photos = library
     face_id = next(iter(photos.values()))[0]["face"]["id"]
     crop = client.get(f"/v1/faces/{face_id}/thumbnail", headers=owner.headers)
