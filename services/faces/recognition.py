@@ -112,12 +112,12 @@ class Bars:
 
 
 # Fitted by `bench/fit_open_set.py` (bench/reports/recognition.md): name and suggestion bars per
-# number of taught people from 1.5% / 0.4% of LFW strangers' best scores, the floor from 3% of
+# number of taught people from 0.4% / 1% of LFW strangers' best scores, the floor from 3% of
 # kin_fiw relatives' scores (one member taught with 3 photos). Up to 50 taught people the floor is
 # the name bar; the table takes over beyond.
 DEFAULT_BARS = Bars(
     name={1: 2.82, 2: 3.18, 3: 3.23, 5: 3.42, 10: 3.69, 20: 3.87, 50: 4.13},
-    suggest={1: 2.3, 2: 2.63, 3: 2.74, 5: 2.96, 10: 3.24, 20: 3.47, 50: 3.74},
+    suggest={1: 2.48, 2: 2.81, 3: 2.9, 5: 3.12, 10: 3.38, 20: 3.59, 50: 3.87},
     name_floor=4.51,
 )
 
