@@ -326,6 +326,52 @@ def kin_report(
     return [*lines, "", f"Floor fitted on all dev families: {final:.2f}", ""], final
 
 
+def plot_scores(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, Bars, int]]) -> None:
+    """Per panel: genuine vs impostor normalised scores with the bars, and the ROC-style curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(panels), 2, figsize=(11, 3.6 * len(panels)), squeeze=False)
+    for (title, genuine, impostor, bars, taught), (hist, roc) in zip(panels, axes, strict=True):
+        genuine, impostor = genuine[np.isfinite(genuine)], impostor[np.isfinite(impostor)]
+        bins = np.linspace(-4, 16, 81)
+        hist.hist(impostor, bins=bins, alpha=0.6, density=True, label=f"impostor ({len(impostor)})")
+        hist.hist(genuine, bins=bins, alpha=0.6, density=True, label=f"genuine ({len(genuine)})")
+        for value, label in ((bars.suggest_bar(taught), "suggest"), (bars.name_bar(taught), "name")):
+            hist.axvline(value, color="k", linestyle="--" if label == "suggest" else "-", linewidth=1)
+            hist.text(value, hist.get_ylim()[1] * 0.9, f" {label}", fontsize=8)
+        hist.set_yscale("log")
+        hist.set_xlabel("normalised score of the best candidate")
+        hist.set_title(title)
+        hist.legend(fontsize=8)
+        grid = np.linspace(-4, 16, 801)
+        roc.plot([(impostor >= t).mean() for t in grid], [(genuine >= t).mean() for t in grid])
+        roc.axvline((impostor >= bars.name_bar(taught)).mean(), color="k", linewidth=1)
+        roc.set_xscale("symlog", linthresh=1e-3)
+        roc.set_xlim(0, 1)
+        roc.set_xlabel("impostors at or above the score")
+        roc.set_ylabel("genuine at or above the score")
+        roc.set_title("ROC (vertical line: the name bar)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def score_samples(
+    lib: Library, bars: Bars, taught: int, k: int, draws: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best-candidate normalised scores of genuine queries (right candidate) and of strangers."""
+    rng = np.random.default_rng(seed)
+    genuine, impostor = [], []
+    for _ in range(draws):
+        out = run_trial(lib, rng.choice(eligible(lib, k), taught, replace=False), k, rng, bars)
+        genuine.append(out.score[out.genuine & out.right_person])
+        impostor.append(out.score[~out.genuine])
+    return np.concatenate(genuine), np.concatenate(impostor)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -355,6 +401,22 @@ def main() -> None:
         print(f"Confidence: P(best candidate right) = sigmoid({slope} * (score - name bar) + {offset})\n")
         flib = Library(get(faces)[faces.found], np.array(faces.labels)[faces.found])
         print("\n".join(faces_protocols(flib, final, args.draws * 2)), flush=True)
+        if embedder == "paddlex":
+            # Held-out fold 0 of the cross-validation, bars fitted on the other folds.
+            split = split_folds(lib.person, args.folds, seed=0)
+            fit_people = np.concatenate([split[g] for g in range(1, args.folds)])
+            held_bars = replace(fit_bars(lib.of(fit_people), args.draws, seed=0), name_floor=floor)
+            lfw_g, lfw_i = score_samples(lib.of(split[0]), held_bars, 20, 5, args.draws, seed=1)
+            halves = [sorted(families)[0::2], sorted(families)[1::2]]
+            own, relatives = kin_scores(kin, get(kin), families, halves[0], seed=2)
+            kin_bars = replace(final, name_floor=fit_name_floor(kin, get(kin), families, halves[1]))
+            plot_scores(
+                REPO_ROOT / "bench" / "reports" / "recognition_scores.png",
+                [
+                    ("faces_lfw held-out fold, T=20, k=5", lfw_g, lfw_i, held_bars, 20),
+                    ("kin_fiw half 0: own photos vs relatives, T=1, k=3", own, relatives, kin_bars, 1),
+                ],
+            )
 
 
 if __name__ == "__main__":
