@@ -1,7 +1,7 @@
 """Face recognition end to end through the HTTP API: faces/, faces_lfw/ and kin_fiw/ protocols.
 
 Usage: .venv/bin/python bench/eval_faces.py [--testdata ../shared/testdata] [--seeds 5]
-           [--lfw-people 40] [--lfw-singles 150] [--kin-families 12] [--only faces,lfw,kin]
+           [--lfw-people 30] [--lfw-singles 100] [--kin-families 6] [--only faces,lfw,kin]
 
 Each data set gets a fresh service (bench/_service.py: the real app over real HTTP, a throw-away
 library). Its photos are uploaded and analysed once; each trial then deletes every person, labels the
@@ -440,9 +440,9 @@ def main() -> None:
     parser.add_argument("--testdata", type=Path, default=REPO_ROOT.parent / "shared" / "testdata")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--ks", default="1,3,5,10")
-    parser.add_argument("--lfw-people", type=int, default=40)
-    parser.add_argument("--lfw-singles", type=int, default=150)
-    parser.add_argument("--kin-families", type=int, default=12)
+    parser.add_argument("--lfw-people", type=int, default=30)
+    parser.add_argument("--lfw-singles", type=int, default=100)
+    parser.add_argument("--kin-families", type=int, default=6)
     parser.add_argument("--only", default="faces,lfw,kin")
     args = parser.parse_args()
     only = set(args.only.split(","))
