@@ -75,6 +75,12 @@ def delete_person(db: Session, *, owner_id: str, person_id: str) -> None:
         .where(Face.person_id == person.id)
         .values(person_id=None, person_source=None, person_confidence=None)
     )
+    # Its suggestions go too (rejections of it go with the person row: ON DELETE CASCADE).
+    db.execute(
+        update(Face)
+        .where(Face.suggested_person_id == person.id)
+        .values(suggested_person_id=None, suggestion_confidence=None)
+    )
     db.delete(person)
     photos_changed(db, owner_id, affected)
     ensure_queued_job(db, owner_id=owner_id, type="recognize")
@@ -92,6 +98,12 @@ def merge_people(db: Session, *, owner_id: str, person_id: str, from_ids: list[s
         update(Face)
         .where(Face.person_id.in_(source_ids))
         .values(person_id=target.id)
+        .execution_options(synchronize_session=False)
+    )
+    db.execute(
+        update(Face)
+        .where(Face.suggested_person_id.in_(source_ids))
+        .values(suggested_person_id=target.id)
         .execution_options(synchronize_session=False)
     )
     for source in sources:
