@@ -26,16 +26,14 @@ from onnx_models.train_text_alignment import DEFAULT_DATA, HeadConfig, load_data
 RECIPES: list[dict[str, float | int]] = [
     {},
     {"hidden": 0},
-    {"hidden": 512},
-    {"hidden": 2048},
-    {"dropout": 0.1},
     {"dropout": 0.5},
-    {"weight_decay": 0.005},
-    {"weight_decay": 0.2},
+    {"hidden": 512, "dropout": 0.5},
+    {"hidden": 2048, "dropout": 0.5},
+    {"weight_decay": 0.5},
     {"learning_rate": 3e-4},
-    {"batch_size": 128},
+    {"learning_rate": 3e-4, "dropout": 0.5},
     {"batch_size": 512},
-    {"captions_per_epoch": 5},
+    {"initial_temperature": 0.03},
 ]
 
 
