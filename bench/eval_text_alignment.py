@@ -22,13 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _service import REPO_ROOT, list_images
 
+from core.config import Settings
 from onnx_models.train_text_alignment import caption_ranks, caption_text, recall_at
-from services.analysis import ANALYSIS_MAX_SIDE
-from services.images import load_oriented
+from services.analysis.service import ANALYSIS_MAX_SIDE
 from services.inference.alignment import ImageTextAligner
 from services.inference.labels import ImageLabeler
 from services.inference.text import TextEmbedder
-from services.settings import Settings
+from services.photos.images import load_oriented
 
 
 def main() -> None:

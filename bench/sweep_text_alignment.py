@@ -32,7 +32,7 @@ RECIPES: list[dict[str, float | int]] = [
     {"weight_decay": 0.5},
     {"learning_rate": 3e-4},
     {"learning_rate": 3e-4, "dropout": 0.5},
-    {"batch_size": 512},
+    {"batch_size": 256},
     {"initial_temperature": 0.03},
 ]
 
@@ -51,7 +51,7 @@ def main() -> None:
     rows = []
     print("recipe (changes from the defaults)         epoch  R@1    R@5    R@10   (whole split R@10)")
     for change in RECIPES[:4] if args.quick else RECIPES:
-        config = replace(HeadConfig(), **change)
+        config = replace(HeadConfig(), **change)  # type: ignore[arg-type]
         _, result = train_head(data, config)
         best = result.epochs[result.best_epoch - 1]
         row = {

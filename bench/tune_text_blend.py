@@ -36,8 +36,8 @@ from sqlalchemy.orm import Session
 
 from db.models import Photo
 from onnx_models.train_text_alignment import DEFAULT_DATA, is_validation, load_captions
-from services.images import load_oriented
 from services.inference.alignment import ImageTextAligner
+from services.photos.images import load_oriented
 from services.search.index import owner_index
 from services.search.query import plan_query
 
@@ -53,7 +53,7 @@ def validation_photos(count: int) -> list[str]:
 
 def components(data_dir: Path, names: list[str]) -> dict[str, np.ndarray]:
     """Per caption query and photo: lexical, ceiling, summary, learned, content share."""
-    from services.settings import Settings
+    from core.config import Settings
 
     engine = create_engine(f"sqlite:///{data_dir / 'shoebox.db'}")
     captions = load_captions(DEFAULT_DATA)
@@ -116,7 +116,7 @@ def blend(
     share = parts["share"][:, None]
     scores = share * np.maximum(content, 0.01) + lexical_share / parts["ceiling"][:, None] * parts["lexical"]
     scores[(parts["lexical"] <= 0) & (content < floor)] = 0.0
-    return scores
+    return np.asarray(scores)
 
 
 def main() -> None:

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     onnx_inter_op_threads: int = 1
     onnx_providers: list[str] | None = None  # None: CUDA when available, then CPU
     load_models_at_start: bool = False
+    # Rank text search by the learned alignment of photos and sentences as well as by the words (off:
+    # words and summaries only, the ranking before the alignment head; for comparisons).
+    text_search_learned: bool = True
     analysis_batch_size: int = 8
     # Analyse new photos automatically (off: only `POST /v1/jobs {"type": "analyze"}` does).
     analyze_on_upload: bool = True

@@ -80,7 +80,7 @@ class HeadConfig:
     dropout: float = 0.3
     learning_rate: float = 1e-3
     weight_decay: float = 0.05
-    batch_size: int = 256
+    batch_size: int = 512
     max_epochs: int = 80
     patience: int = 12
     initial_temperature: float = 0.07
@@ -149,7 +149,7 @@ def _cache_path(kind: str, parts: Sequence[str]) -> Path:
 
 
 def _settings(model_dir: Path, threads: int) -> Any:
-    from services.settings import Settings
+    from core.config import Settings
 
     return Settings(model_dir=model_dir, onnx_intra_op_threads=threads)
 
@@ -166,8 +166,8 @@ def squashed_labeler(model_dir: Path, threads: int) -> Any:
 
 def image_features(names: list[str], images_dir: Path, model_dir: Path, threads: int) -> np.ndarray:
     """[N, 1280] unit EfficientNet-Lite0 embeddings of the squashed photos (cached)."""
-    from services.analysis import ANALYSIS_MAX_SIDE
-    from services.images import load_oriented
+    from services.analysis.service import ANALYSIS_MAX_SIDE
+    from services.photos.images import load_oriented
 
     labeler = squashed_labeler(model_dir, threads)
     key = [
@@ -178,7 +178,7 @@ def image_features(names: list[str], images_dir: Path, model_dir: Path, threads:
     ]
     cached = _cache_path("images", key)
     if cached.is_file():
-        return np.load(cached)
+        return np.asarray(np.load(cached), dtype=np.float32)
     started = time.perf_counter()
     parts: list[np.ndarray] = []
     batch = 32
@@ -212,7 +212,7 @@ def text_features(texts: list[str], model_dir: Path, threads: int) -> np.ndarray
     key = ["text-v1", _file_key(model_dir / entry.file), *texts]
     cached = _cache_path("texts", key)
     if cached.is_file():
-        return np.load(cached)
+        return np.asarray(np.load(cached), dtype=np.float32)
     embedder = TextEmbedder(entry=entry, settings=_settings(model_dir, threads))
     started = time.perf_counter()
     # Sorted by length so each batch pads little; results go back to the callers' order.
@@ -272,7 +272,7 @@ def caption_ranks(photo_vectors: np.ndarray, caption_vectors: np.ndarray) -> np.
     scores = queries @ photo_vectors.T  # [P*C, P]
     own = np.repeat(np.arange(photos), per_photo)
     own_score = scores[np.arange(scores.shape[0]), own]
-    return 1 + np.sum(scores > own_score[:, None], axis=1)
+    return np.asarray(1 + np.sum(scores > own_score[:, None], axis=1))
 
 
 def gallery_recall(
@@ -298,6 +298,9 @@ def _build_head(config: HeadConfig, mean: np.ndarray, scale: np.ndarray) -> Any:
     class AlignmentHead(nn.Module):
         """Standardise the image embedding, 2-layer MLP (plus a linear shortcut), unit output."""
 
+        mean: torch.Tensor
+        scale: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.register_buffer("mean", torch.from_numpy(mean.astype(np.float32)))
@@ -318,7 +321,8 @@ def _build_head(config: HeadConfig, mean: np.ndarray, scale: np.ndarray) -> Any:
         def forward(self, features: torch.Tensor) -> torch.Tensor:
             x = (features - self.mean) * self.scale
             y = self.shortcut(x) if self.mlp is None else self.mlp(x) + self.shortcut(x)
-            return y / torch.clamp(torch.linalg.vector_norm(y, dim=1, keepdim=True), min=1e-12)
+            unit: torch.Tensor = y / torch.clamp(torch.linalg.vector_norm(y, dim=1, keepdim=True), min=1e-12)
+            return unit
 
     return AlignmentHead()
 
@@ -328,7 +332,7 @@ def _embed_photos(head: Any, features: np.ndarray) -> np.ndarray:
 
     head.eval()
     with torch.no_grad():
-        return head(torch.from_numpy(features)).numpy()
+        return np.asarray(head(torch.from_numpy(features)).numpy())
 
 
 def train_head(data: Dataset, config: HeadConfig) -> tuple[Any, TrainingResult]:
@@ -384,10 +388,10 @@ def train_head(data: Dataset, config: HeadConfig) -> tuple[Any, TrainingResult]:
                 target = torch.arange(rows.size)
                 loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
                 optimiser.zero_grad()
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 optimiser.step()
                 schedule.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
             val_photos = _embed_photos(head, data.images[val_rows])
             temperature = float(1.0 / log_scale.detach().clamp(max=math.log(100.0)).exp())
             record = EpochRecord(
@@ -439,7 +443,7 @@ def _validation_loss(photos: np.ndarray, captions: np.ndarray, temperature: floa
 
 def export_head(head: Any, path: Path, sample: np.ndarray) -> float:
     """Write the head as ONNX (dynamic batch); returns max |onnx - torch| on `sample`."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # type: ignore[import-untyped]
     import torch
 
     with atomic_output(path) as tmp, quiet_export():
@@ -476,7 +480,7 @@ def write_report(result: TrainingResult, report_dir: Path) -> list[Path]:
         return written
     epochs = [r.epoch for r in result.epochs]
     figure, (loss_axis, recall_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    loss_axis.plot(epochs, [r.train_loss for r in result.epochs], label="train (batch 256)")
+    loss_axis.plot(epochs, [r.train_loss for r in result.epochs], label=f"train (batch {result.config.batch_size})")
     loss_axis.plot(
         epochs, [r.val_loss for r in result.epochs], label=f"validation ({result.val_photos} photos)"
     )
@@ -539,7 +543,7 @@ def export(model_dir: Path) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from services.settings import get_settings
+    from core.config import get_settings
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

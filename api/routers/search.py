@@ -38,6 +38,7 @@ def _page(db: SessionDep, hits: list[search_service.SearchHit], next_cursor: str
 @router.get("/v1/search", name="text", response_model=SearchPage, responses=PROBLEMS)
 def search_text(
     db: SessionDep,
+    settings: SettingsDep,
     owner: CurrentOwner,
     filters: FiltersDep,
     q: Annotated[
@@ -54,7 +55,13 @@ def search_text(
     """Photos matching the words by tags, labels, categories, people, caption, file name, camera, capture
     date and place, and by meaning; ranked, with `matched` saying why. Combines with every filter."""
     hits, next_cursor = search_service.search_text(
-        db, owner_id=owner, query=q, filters=filters, limit=limit, cursor=cursor
+        db,
+        owner_id=owner,
+        query=q,
+        filters=filters,
+        limit=limit,
+        cursor=cursor,
+        learned=settings.text_search_learned,
     )
     return _page(db, hits, next_cursor)
 

@@ -13,13 +13,14 @@ import logging
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from core.errors import ModelMissing
 from core.events import photos_changed
 from db.models import Job, Photo, PhotoEmbedding
-from services.inference.models import get_models
+from services.inference.models import ModelSet, get_models
 from services.jobs.service import ACTIVE_STATES, JobContext, JobType, create_job, register_job_type
 from services.photos.service import get_photos
 
@@ -29,6 +30,16 @@ JOB_TYPE = "embed_text"
 BATCH_SIZE = 16
 # Photos queued per job by the maintenance pass; the next pass picks up the rest.
 MAX_ITEMS_PER_JOB = 5000
+
+
+def embed_text_vectors(images: list[Image.Image], models: ModelSet) -> list[np.ndarray | None]:
+    """Sentence-space vectors of a batch, or None for each when the head is not installed."""
+    try:
+        aligner = models.alignment
+    except ModelMissing as missing:
+        log.warning("photos analysed without their sentence-space vector: %s", missing.detail)
+        return [None] * len(images)
+    return list(aligner.embed(images))
 
 
 def current_model_name() -> str | None:
@@ -52,7 +63,11 @@ def store_text_vector(db: Session, photo: Photo, vector: np.ndarray, model_name:
     data = np.asarray(vector, dtype=np.float32)
     db.merge(
         PhotoEmbedding(
-            photo_id=photo.id, model=model_name, owner_id=photo.owner_id, dim=data.shape[0], vector=data.tobytes()
+            photo_id=photo.id,
+            model=model_name,
+            owner_id=photo.owner_id,
+            dim=data.shape[0],
+            vector=data.tobytes(),
         )
     )
 
@@ -87,7 +102,9 @@ def embed_text_batch(
             errors[photo_id] = "photo no longer exists"
             continue
         try:
-            images[photo_id] = load_oriented(context.store.read(sources[photo_id]), max_side=ANALYSIS_MAX_SIDE)
+            images[photo_id] = load_oriented(
+                context.store.read(sources[photo_id]), max_side=ANALYSIS_MAX_SIDE
+            )
         except Exception as exc:  # one unreadable photo must not sink the batch
             errors[photo_id] = f"could not decode the original: {exc}"
     ids = list(images)
@@ -119,9 +136,13 @@ def queue_stale_text_vectors(context: JobContext) -> None:
             stale = stale_photo_ids(db, owner_id, model_name)
             if stale:
                 create_job(db, owner_id=owner_id, type=JOB_TYPE, items=stale)
-                log.info("queued re-embedding of %d photos of owner %s for %s", len(stale), owner_id, model_name)
+                log.info(
+                    "queued re-embedding of %d photos of owner %s for %s", len(stale), owner_id, model_name
+                )
         db.commit()
 
 
 def register() -> None:
-    register_job_type(JobType(name=JOB_TYPE, handler=embed_text_batch, batch_size=lambda settings: BATCH_SIZE))
+    register_job_type(
+        JobType(name=JOB_TYPE, handler=embed_text_batch, batch_size=lambda settings: BATCH_SIZE)
+    )

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.config import Settings, get_settings
 from onnx_models.manifest import ModelEntry, load_manifest
 from services.inference.labels import ImageLabeler
 from services.inference.runtime import OnnxSession, get_session
-from services.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,11 @@ def head_version(path: Path) -> str:
     """First 12 hex digits of the head file's sha256 (cached per size and mtime)."""
     stat = path.stat()
     return _file_digest(path.resolve(), stat.st_size, stat.st_mtime_ns)[:12]
+
+
+def stored_vector_name(entry: ModelEntry, model_dir: Path) -> str:
+    """The name a photo's vector is stored under: the head's name and its file's version."""
+    return f"{entry.name}@{head_version(model_dir / entry.file)}"
 
 
 def default_alignment_entry() -> ModelEntry:
@@ -76,7 +81,7 @@ class ImageTextAligner:
         self.output_name = self.entry.outputs[0].name
         self.dim = int(self.entry.outputs[0].shape[-1])
         self.session: OnnxSession = get_session(self.entry.file, settings)
-        self.model_name = f"{self.entry.name}@{head_version(self.session.path)}"
+        self.model_name = stored_vector_name(self.entry, settings.model_dir)
 
     def project(self, image_embeddings: np.ndarray) -> np.ndarray:
         """Image-model embeddings [N, D] (unit) -> sentence-space unit vectors [N, dim]."""
@@ -85,7 +90,8 @@ class ImageTextAligner:
         features = np.ascontiguousarray(image_embeddings, dtype=np.float32)
         (projected,) = self.session.run({self.input_name: features}, [self.output_name])
         norms = np.linalg.norm(projected, axis=1, keepdims=True)
-        return (projected / np.maximum(norms, 1e-12)).astype(np.float32)
+        unit: np.ndarray = (projected / np.maximum(norms, 1e-12)).astype(np.float32)
+        return unit
 
     def embed(self, images: list[Image.Image]) -> np.ndarray:
         """Orientation-corrected photos -> sentence-space unit vectors, batched."""

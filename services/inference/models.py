@@ -5,6 +5,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from services.inference.alignment import ImageTextAligner
 from services.inference.faces import FaceAnalyzer
 from services.inference.labels import ImageLabeler
 from services.inference.objects import ObjectDetector, load_object_detector
@@ -39,9 +40,13 @@ class ModelSet:
     def faces(self) -> FaceAnalyzer:
         return self._get("faces", FaceAnalyzer)
 
+    @property
+    def alignment(self) -> ImageTextAligner:
+        return self._get("text_alignment", ImageTextAligner)
+
     def warm_up(self) -> None:
         """Build every default model now, so the first request does not pay for loading."""
-        _ = self.objects, self.labels, self.faces
+        _ = self.objects, self.labels, self.faces, self.alignment
 
 
 _models = ModelSet()

@@ -6,22 +6,28 @@ person's name finds that person's photos first.
 """
 
 import json
+import re
+from typing import Any
 
-import pyexiv2
+import pyexiv2  # type: ignore[import-untyped]
 import pytest
 from fastapi.testclient import TestClient
 
+from onnx_models.train_text_alignment import is_validation
 from tests.api.test_faces import FACES_DIR, wait_for_recognition
 from tests.api.test_search import ids_of, search_all, upload
 from tests.api.test_tagging import DETECTION_DIR, most_prominent, wait_until_analysed
 from tests.conftest import OwnerAuth, new_owner
 from tests.paths import TESTDATA_DIR
 
+Library = tuple[OwnerAuth, dict[str, str]]
+
 CAPTIONS_DIR = TESTDATA_DIR / "captions"
+FLICKR_DIR = TESTDATA_DIR / "flickr8k_train"
 CAPTIONS: dict[str, list[str]] = json.loads((CAPTIONS_DIR / "ground_truth.json").read_text())
 FACES_TRUTH: dict[str, str] = json.loads((FACES_DIR / "ground_truth.json").read_text())
 CAPTION_PHOTOS = sorted(CAPTIONS)[:24]
-PARIS = (48.8584, 2.2945)
+PARIS = (48.8534, 2.3488)  # the centre of Paris (the geocoder names the nearest town)
 
 
 def placed_at(data: bytes, lat: float, lon: float) -> bytes:
@@ -45,33 +51,49 @@ def placed_at(data: bytes, lat: float, lon: float) -> bytes:
         return bytes(image.get_bytes())
 
 
+def car_photos(count: int = 3) -> list[str]:
+    """Flickr8k photos held apart from the alignment's training whose captions nearly all say car."""
+    truth: dict[str, list[str]] = json.loads((FLICKR_DIR / "ground_truth.json").read_text())
+    about_cars = [
+        name
+        for name, captions in sorted(truth.items())
+        if is_validation(name) and sum(bool(re.search(r"\bcars?\b", c.lower())) for c in captions) >= 4
+    ]
+    return about_cars[:count]
+
+
 @pytest.fixture(scope="module")
-def library(client: TestClient) -> tuple[OwnerAuth, dict[str, str]]:
+def library(client: TestClient) -> Library:
     """Captioned Flickr8k photos, dogs, cars, cats, two photos placed in Paris and three people."""
     owner = new_owner(client)
     files = [(name, (CAPTIONS_DIR / "images" / name).read_bytes()) for name in CAPTION_PHOTOS]
-    for kind in ("dog", "car", "cat"):
+    for kind in ("dog", "cat"):
         for index, name in enumerate(most_prominent(kind)):
             files.append((f"{kind}-{index}.jpg", (DETECTION_DIR / "images" / name).read_bytes()))
+    # The detection set has one photo about a car; these are about cars by their own captions.
+    for index, name in enumerate(car_photos()):
+        files.append((f"car-{index}.jpg", (FLICKR_DIR / "images" / name).read_bytes()))
     for index, name in enumerate(most_prominent("bus", count=2)):
         data = placed_at((DETECTION_DIR / "images" / name).read_bytes(), *PARIS)
-        files.append((f"paris-{index}.jpg", data))
+        files.append((f"placed-{index}.jpg", data))
     people = sorted(set(FACES_TRUTH.values()))[:3]
     for person in people:
         names = sorted(n for n, p in FACES_TRUTH.items() if p == person)[:3]
-        files.extend((f"{person}|{i}.jpg", (FACES_DIR / "images" / n).read_bytes()) for i, n in enumerate(names))
+        files.extend(
+            (f"{person}|{i}.jpg", (FACES_DIR / "images" / n).read_bytes()) for i, n in enumerate(names)
+        )
     ids = upload(client, owner, files)
     wait_until_analysed(client, owner, list(ids.values()), timeout=600)
     return owner, ids
 
 
-def search(client: TestClient, owner: OwnerAuth, query: str, limit: int = 10) -> list[dict]:
+def search(client: TestClient, owner: OwnerAuth, query: str, limit: int = 10) -> list[dict[str, Any]]:
     response = client.get("/v1/search", headers=owner.headers, params={"q": query, "limit": limit})
     assert response.status_code == 200, response.text
     return list(response.json()["items"])
 
 
-def test_captions_find_their_photo_by_what_it_looks_like(client: TestClient, library) -> None:
+def test_captions_find_their_photo_by_what_it_looks_like(client: TestClient, library: Library) -> None:
     owner, ids = library
     ranks = []
     for name in CAPTION_PHOTOS:
@@ -80,32 +102,38 @@ def test_captions_find_their_photo_by_what_it_looks_like(client: TestClient, lib
             ranks.append(found.index(ids[name]) + 1 if ids[name] in found else None)
     in_top_5 = sum(1 for r in ranks if r is not None and r <= 5) / len(ranks)
     first = sum(1 for r in ranks if r == 1) / len(ranks)
-    # 24 captioned photos among 43: chance puts 12% in the top 5 and 2% first.
+    # 24 captioned photos among 44: chance puts 11% in the top 5 and 2% first.
     assert in_top_5 >= 0.6 and first >= 0.25, (in_top_5, first, ranks)
     item = search(client, owner, CAPTIONS[CAPTION_PHOTOS[0]][0])[0]
     looks = [m for m in item["matched"] if m["field"] == "looks_like"]
     assert looks and looks[0]["value"].startswith("looks like: ") and 0 < looks[0]["similarity"] <= 1, item
 
 
-def test_words_that_are_not_captions_still_find_what_they_name(client: TestClient, library) -> None:
+def test_words_that_are_not_captions_still_find_what_they_name(client: TestClient, library: Library) -> None:
     owner, ids = library
     for query, kind in (("puppy", "dog"), ("automobile", "car"), ("kitten", "cat")):
-        top = set(ids_of(search(client, owner, query))[:3])
+        items = search(client, owner, query)
+        top = set(ids_of(items)[:3])
         wanted = {ids[f"{kind}-{i}.jpg"] for i in range(3)}
-        assert len(top & wanted) >= 2, (query, top, wanted)
+        assert len(top & wanted) >= 2, [
+            (i["photo"]["filename"], i["score"], [(m["field"], m["value"]) for m in i["matched"]])
+            for i in items[:6]
+        ]
 
 
-def test_a_place_finds_only_the_photos_placed_there(client: TestClient, library) -> None:
+def test_a_place_finds_only_the_photos_placed_there(client: TestClient, library: Library) -> None:
     owner, ids = library
     found = search_all(client, owner, "/v1/search", {"q": "Paris", "limit": 5})
-    assert set(ids_of(found)) == {ids["paris-0.jpg"], ids["paris-1.jpg"]}
-    assert all(any(m["field"] == "place" for m in item["matched"]) for item in found)
+    assert set(ids_of(found)) == {ids["placed-0.jpg"], ids["placed-1.jpg"]}
+    assert all(any(m["field"] == "place" for m in item["matched"]) for item in found), [
+        (i["photo"]["filename"], i["photo"]["place"], i["score"], i["matched"]) for i in found
+    ]
     # A place with words about the content: the place still decides which photos come back.
     found = search_all(client, owner, "/v1/search", {"q": "a bus in Paris", "limit": 5})
-    assert set(ids_of(found)[:2]) == {ids["paris-0.jpg"], ids["paris-1.jpg"]}
+    assert set(ids_of(found)[:2]) == {ids["placed-0.jpg"], ids["placed-1.jpg"]}
 
 
-def test_a_persons_name_finds_their_photos_first(client: TestClient, library) -> None:
+def test_a_persons_name_finds_their_photos_first(client: TestClient, library: Library) -> None:
     owner, ids = library
     person = sorted(set(FACES_TRUTH.values()))[0]
     theirs = [ids[f"{person}|{i}.jpg"] for i in range(3)]

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.config import Settings
 from onnx_models.train_text_alignment import caption_ranks, caption_text
 from services.inference.alignment import ImageTextAligner, head_version
 from services.inference.labels import ImageLabeler
 from services.inference.text import TextEmbedder
-from services.settings import Settings
 from tests.paths import MODEL_DIR, TESTDATA_DIR
 
 CAPTIONS_DIR = TESTDATA_DIR / "captions"
@@ -36,8 +36,8 @@ def test_captions_find_their_own_photo_among_forty(aligner: ImageTextAligner) ->
 
 
 def test_the_photo_is_squashed_not_cropped_like_the_training_photos(aligner: ImageTextAligner) -> None:
-    image = Image.open(CAPTIONS_DIR / "images" / sorted(CAPTIONS_DIR.joinpath("images").iterdir())[0].name)
-    image = image.convert("RGB")
+    first = sorted(CAPTIONS_DIR.joinpath("images").iterdir())[0]
+    image = Image.open(first).convert("RGB")
     assert image.width != image.height
     squashed = image.resize((224, 224), Image.Resampling.BICUBIC)
     from_squashed = aligner.embed([squashed])[0]
