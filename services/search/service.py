@@ -57,8 +57,8 @@ SEMANTIC_FLOOR = 0.3
 SEMANTIC_MIN = 0.01
 # With the head: chosen on its validation photos (bench/tune_text_blend.py), never on the captions set.
 LEARNED_SHARE = 1.0
-LEARNED_LEXICAL_SHARE = 0.25
-LEARNED_FLOOR = 0.3
+LEARNED_LEXICAL_SHARE = 0.10
+LEARNED_FLOOR = 0.15
 # Cosine at or above which two photos are near-duplicates: measured on the testdata photos and edited
 # copies of them (bench/duplicate_thresholds.py, bench/reports/search.md).
 DUPLICATE_COSINE = 0.85
