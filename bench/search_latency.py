@@ -73,7 +73,7 @@ SYNONYMS = [
 
 
 def load_vocabulary() -> tuple[list[str], list[str], dict[str, list[str]], list[str]]:
-    rules = json.loads((REPO_ROOT / "services" / "tagging_rules.json").read_text())
+    rules = json.loads((REPO_ROOT / "services" / "tagging" / "tagging_rules.json").read_text())
     objects = list(rules["objects"]["classes"])
     object_categories = {
         name: spec.get("categories", []) for name, spec in rules["objects"]["classes"].items()
