@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -55,7 +56,9 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "text_alignment_head"
 HEAD_FILE = "text_alignment_head.onnx"
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "testdata" / "flickr8k_train"
+DEFAULT_DATA = Path(
+    os.environ.get("SHOEBOX_TEXT_ALIGNMENT_DATA", REPO_ROOT.parent / "shared" / "testdata" / "flickr8k_train")
+)
 CACHE_DIR = REPO_ROOT / ".export-cache" / "text_alignment"
 INPUT_NAME = "image_embedding"
 OUTPUT_NAME = "text_space"
@@ -480,7 +483,9 @@ def write_report(result: TrainingResult, report_dir: Path) -> list[Path]:
         return written
     epochs = [r.epoch for r in result.epochs]
     figure, (loss_axis, recall_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    loss_axis.plot(epochs, [r.train_loss for r in result.epochs], label=f"train (batch {result.config.batch_size})")
+    loss_axis.plot(
+        epochs, [r.train_loss for r in result.epochs], label=f"train (batch {result.config.batch_size})"
+    )
     loss_axis.plot(
         epochs, [r.val_loss for r in result.epochs], label=f"validation ({result.val_photos} photos)"
     )
