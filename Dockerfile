@@ -1,5 +1,8 @@
 # Shoebox service image (CPU). Models are put in place at build time from a mirror directory passed
-# as build context `models-mirror` (docker build --build-context models-mirror=../shared/models .).
+# as build context `models-mirror`; the text-alignment head is trained then on the Flickr8k training
+# photos passed as build context `alignment-data` (mounted, not copied into the image):
+#   docker build --build-context models-mirror=../shared/models \
+#                --build-context alignment-data=../shared/testdata/flickr8k_train .
 FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libimage-exiftool-perl make \
     && rm -rf /var/lib/apt/lists/*
@@ -8,7 +11,9 @@ COPY . .
 RUN python -m venv .venv && .venv/bin/pip install --no-cache-dir -e '.[export]' \
     && .venv/bin/pip install --no-cache-dir --no-deps facenet-pytorch==2.6.0
 COPY --from=models-mirror . /mirror
-RUN SHOEBOX_MODEL_MIRROR=/mirror .venv/bin/python -m onnx_models.setup && rm -rf /mirror
+RUN --mount=type=bind,from=alignment-data,target=/alignment-data \
+    SHOEBOX_MODEL_MIRROR=/mirror SHOEBOX_TEXT_ALIGNMENT_DATA=/alignment-data \
+    .venv/bin/python -m onnx_models.setup && rm -rf /mirror .export-cache
 ENV SHOEBOX_DATA_DIR=/data
 VOLUME /data
 EXPOSE 8000

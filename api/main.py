@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 
 import services.analysis.service as analysis
+import services.analysis.text_vectors as text_vectors
 import services.exports.service as exports
 import services.faces.service as faces
 import services.photos.integrity as integrity
@@ -34,6 +35,7 @@ def operation_id(route: APIRoute) -> str:
 def register_job_types() -> None:
     integrity.register()
     analysis.register()
+    text_vectors.register()
     faces.register()
     exports.register()
 
@@ -64,7 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sessions=app.state.sessions, store=app.state.store, settings=settings, models=app.state.models
             )
             app.state.job_runner = JobRunner(
-                context, settings.job_workers, settings.job_poll_seconds, maintenance=[exports.cleanup_task]
+                context,
+                settings.job_workers,
+                settings.job_poll_seconds,
+                maintenance=[exports.cleanup_task, text_vectors.queue_stale_text_vectors],
             )
             app.state.job_runner.start()
         log.info("shoebox ready: database %s, data %s", engine.url.render_as_string(), settings.data_dir)

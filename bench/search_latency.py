@@ -8,7 +8,9 @@ Usage: .venv/bin/python bench/search_latency.py [--photos 100000] [--queries 200
    with bulk inserts: tags (COCO objects, ImageNet labels, categories with the tagging rules' object
    categories), capture dates, GPS positions near real GeoNames places (with their names), cameras,
    captions, faces, quality scores, image embeddings (1280-d, clustered, non-negative like pooled CNN
-   features) and the search documents. No model runs on any photo; the only model run here embeds the
+   features), the alignment head's sentence-space vectors (384-d: the photo's summary vector plus noise,
+   stored under the installed head's versioned name, so text search ranks by them as in production)
+   and the search documents. No model runs on any photo; the only model run here embeds the
    tag vocabulary once, so each photo's summary vector is the mean of its names' vectors.
 2. Warms up (the first search of the owner loads the in-memory indexes; timed and reported).
 3. Times sequential requests per kind: text, text + a filter, similar (GET /v1/photos/{id}/similar),
@@ -48,6 +50,7 @@ from sqlalchemy.engine import make_url
 
 from db.models import Face, Owner, Photo, PhotoEmbedding, PhotoTag
 from db.search_models import PhotoSearchDoc, SearchOwnerState
+from services.inference.alignment import default_alignment_entry, stored_vector_name
 from services.search.documents import PhotoFacts, entry_terms, photo_entries, summary
 from services.search.places import PlaceIndex
 from services.search.semantic import text_embedder
@@ -70,7 +73,7 @@ SYNONYMS = [
 
 
 def load_vocabulary() -> tuple[list[str], list[str], dict[str, list[str]], list[str]]:
-    rules = json.loads((REPO_ROOT / "services" / "tagging_rules.json").read_text())
+    rules = json.loads((REPO_ROOT / "services" / "tagging" / "tagging_rules.json").read_text())
     objects = list(rules["objects"]["classes"])
     object_categories = {
         name: spec.get("categories", []) for name, spec in rules["objects"]["classes"].items()
@@ -135,6 +138,7 @@ def fill_database(database_url: str, photos: int, seed: int) -> dict[str, Any]:
         file=sys.stderr,
     )
     images = ImageEmbeddings(seed)
+    learned_model = stored_vector_name(default_alignment_entry(), REPO_ROOT / "models")
     now = datetime.now(UTC)
     facts_for_queries: dict[str, Any] = {
         "photo_ids": [],
@@ -147,6 +151,8 @@ def fill_database(database_url: str, photos: int, seed: int) -> dict[str, Any]:
     for start in range(0, photos, batch):
         count = min(batch, photos - start)
         vectors = images.batch(count)
+        # The alignment head's vectors live in the sentence space: near the photo's names, with noise.
+        learned_noise = np.random.default_rng(seed + start).standard_normal((count, 384)).astype(np.float32)
         photo_rows, tag_rows, embedding_rows, doc_rows, face_rows = [], [], [], [], []
         for i in range(count):
             number = start + i
@@ -214,6 +220,11 @@ def fill_database(database_url: str, photos: int, seed: int) -> dict[str, Any]:
                 np.mean([name_vectors[n] for n in content], axis=0) if content else np.zeros(384, np.float32)
             )
             mean = mean / max(float(np.linalg.norm(mean)), 1e-9)
+            learned = mean + 0.04 * learned_noise[i]
+            embedding_rows.append(
+                {"photo_id": photo_id, "model": learned_model, "owner_id": owner_id, "dim": 384,
+                 "vector": (learned / np.linalg.norm(learned)).astype(np.float32).tobytes()}
+            )  # fmt: skip
             doc_rows.append(
                 {"photo_id": photo_id, "owner_id": owner_id, "version": 1, "deleted": False,
                  "entries": [[e.field, e.value, e.weight] for e in entries], "terms": terms, "length": length,

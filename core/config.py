@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     load_models_at_start: bool = False
     # Manifest name of the object detector (e.g. "yolov8n_int8"); None: the manifest's default.
     objects_model: str | None = None
+    # Rank text search by the learned alignment of photos and sentences as well as by the words (off:
+    # words and summaries only, the ranking before the alignment head; for comparisons).
+    text_search_learned: bool = True
     analysis_batch_size: int = 8
     # Analyse new photos automatically (off: only `POST /v1/jobs {"type": "analyze"}` does).
     analyze_on_upload: bool = True

@@ -33,6 +33,7 @@ class JobType(StrEnum):
     recognize = "recognize"
     verify = "verify"
     export = "export"
+    embed_text = "embed_text"
 
 
 class JobState(StrEnum):

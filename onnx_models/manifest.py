@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.json")
 
-Role = Literal["objects", "labels", "face_detection", "face_embedding", "text"]
+Role = Literal["objects", "labels", "face_detection", "face_embedding", "text", "text_alignment"]
 
 
 class TensorSpec(BaseModel):
@@ -24,6 +24,10 @@ class ModelEntry(BaseModel):
     family: str  # picks the pre/post-processing class, e.g. "yolov8", "yolox", "yunet"
     file: str
     sha256: str | None = None  # None for exported files whose bytes vary by export run
+    # False for a file trained here: the recorded sha256 is what the trainer gave on the machine that
+    # recorded it, another CPU may differ in the last bits. A mismatch is then a warning and the file
+    # is verified by its ONNX signature instead.
+    sha256_reproducible: bool = True
     size_bytes: int | None = None
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]

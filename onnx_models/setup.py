@@ -177,7 +177,10 @@ def content_problems(path: Path, entry: ModelEntry) -> list[str]:
     """Problems with a present file: exact bytes where pinned, else a structural check by type."""
     if path.name == entry.file and (entry.sha256 is not None or entry.size_bytes is not None):
         problem = bytes_problem(path, entry)
-        return [problem] if problem else []
+        if problem is None or entry.sha256_reproducible:
+            return [problem] if problem else []
+        log.warning("%s: %s (a trained file); checking its ONNX signature instead", path.name, problem)
+        return onnx_problems(path, entry)
     if path.suffix == ".onnx":
         return onnx_problems(path, entry if path.name == entry.file else None)
     if path.suffix == ".json":
@@ -327,7 +330,7 @@ def _verify_files(
                 FileProblem(name, "corrupt", "; ".join(problems), fix or _fix_hint(entry, mirror))
             )
             continue
-        sha = entry.sha256 if name == entry.file and entry.sha256 else None
+        sha = entry.sha256 if name == entry.file and entry.sha256 and entry.sha256_reproducible else None
         report.verified[name] = _record(path, sha)
 
 

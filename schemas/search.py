@@ -10,7 +10,9 @@ class Match(BaseModel):
 
     field: str = Field(
         description="where it matched: tag (user tag), object, label, category, person, caption, place, "
-        "date, camera, filename, content (the photo's content as a whole, by meaning) or image"
+        "date, camera, filename, content (the photo's content as a whole, by meaning), looks_like (what "
+        "the photo looks like, by the learned alignment of photos and sentences: `looks like: 0.41`) "
+        "or image"
     )
     value: str = Field(description="the photo's value that matched, e.g. the tag name or the place")
     query: str | None = Field(

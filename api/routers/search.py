@@ -34,6 +34,7 @@ def _page(db: SessionDep, hits: list[search_service.SearchHit], next_cursor: str
 def search_text(
     db: SessionDep,
     models: ModelsDep,
+    settings: SettingsDep,
     owner: CurrentOwner,
     paging: PagingDep,
     filters: FiltersDep,
@@ -49,7 +50,14 @@ def search_text(
     """Photos matching the words by tags, labels, categories, people, caption, file name, camera, capture
     date and place, and by meaning; ranked, with `matched` saying why. Combines with every filter."""
     hits, next_cursor = search_service.search_text(
-        db, models, owner_id=owner, query=q, filters=filters, limit=paging.limit, cursor=paging.cursor
+        db,
+        models,
+        owner_id=owner,
+        query=q,
+        filters=filters,
+        limit=paging.limit,
+        cursor=paging.cursor,
+        learned=settings.text_search_learned,
     )
     return _page(db, hits, next_cursor)
 

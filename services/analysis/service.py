@@ -18,6 +18,7 @@ from core.errors import ModelMissing
 from core.events import photos_changed
 from db.models import Detection, Photo, PhotoAnalysis, PhotoEmbedding
 from db.types import utcnow
+from services.analysis.text_vectors import embed_text_vectors, store_text_vector
 from services.faces.service import owner_has_labels, store_faces
 from services.inference.faces import FaceResult
 from services.inference.labels import LabelResult
@@ -48,6 +49,8 @@ class PhotoFindings:
     inference_ms: float
     rotation: RotationSuggestion | None = None
     quality: QualityResult | None = None
+    # The photo in the sentence space (alignment head), None when that model is not installed.
+    text_vector: np.ndarray | None = None
 
 
 def analyze_images(
@@ -67,6 +70,7 @@ def analyze_images(
     detections = models.objects.detect(images, score_threshold=thresholds.evidence_floor)
     labels = models.labels.predict(images, top_k=5)
     faces = models.faces.analyze(images)
+    sentence_vectors = embed_text_vectors(images, models)
     rotations = [
         suggest_rotation(
             image, found, [f.detection.score for f in found_faces], models.objects, models.faces.detector
@@ -93,9 +97,10 @@ def analyze_images(
             ),
             inference_ms=per_photo_ms,
             rotation=rotation,
+            text_vector=text_vector,
         )
-        for photo_detections, photo_labels, photo_faces, rotation in zip(
-            detections, labels, faces, rotations, strict=True
+        for photo_detections, photo_labels, photo_faces, rotation, text_vector in zip(
+            detections, labels, faces, rotations, sentence_vectors, strict=True
         )
     ]
 
@@ -133,6 +138,8 @@ def store_findings(db: Session, photo: Photo, findings: PhotoFindings, models: M
             vector=embedding.tobytes(),
         )
     )
+    if findings.text_vector is not None:
+        store_text_vector(db, photo, findings.text_vector, models.alignment.model_name)
     db.merge(
         PhotoAnalysis(
             photo_id=photo.id,

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from core.config import Settings
+from core.errors import ModelMissing
 from onnx_models.manifest import ModelEntry, load_manifest
+from services.inference.alignment import ImageTextAligner, default_alignment_entry
 from services.inference.base import InferenceModel
 from services.inference.faces import (
     FaceAnalyzer,
@@ -38,6 +40,7 @@ _IMPLEMENTATIONS: dict[tuple[str, str | None], type[InferenceModel]] = {
     ("face_detection", "mtcnn"): MtcnnDetector,
     ("face_embedding", None): FaceEmbedder,
     ("text", None): TextEmbedder,
+    ("text_alignment", None): ImageTextAligner,
 }
 
 
@@ -114,7 +117,19 @@ class ModelSet:
             "text", TextEmbedder, lambda: TextEmbedder(load_manifest().default_for("text"), one_thread)
         )
 
+    @property
+    def alignment(self) -> ImageTextAligner:
+        return self._get(
+            "text_alignment",
+            ImageTextAligner,
+            lambda: ImageTextAligner(default_alignment_entry(), self.settings),
+        )
+
     def warm_up(self) -> None:
         """Build and run every default model now, so the first request does not pay for loading."""
         for model in (self.objects, self.labels, self.face_detector, self.face_embedder, self.text):
             model.warm_up()
+        try:
+            self.alignment.warm_up()
+        except ModelMissing as missing:  # optional: text search then ranks by words and summaries
+            log.warning("no text alignment head: %s", missing.detail)

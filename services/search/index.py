@@ -45,8 +45,8 @@ class OwnerIndex:
         self.vectors: dict[str, VectorIndex] = {}
         # Sentence embeddings of the documents' summaries, and which of its rows each lexical row is.
         self.summaries = VectorIndex(SUMMARY_INDEX, 0)
-        self._summary_rows: np.ndarray | None = None
-        self._summary_rows_key: tuple[int, ...] | None = None
+        # Per vector index (summaries, learned vectors): which of its rows each lexical row is.
+        self._row_maps: dict[str, tuple[tuple[int, ...], np.ndarray]] = {}
         # Summaries written without a vector (a user's edit), embedded on the next text search.
         self._pending_summaries: dict[str, str] = {}
         self._vocabulary: Vocabulary | None = None
@@ -150,21 +150,35 @@ class OwnerIndex:
         """Cosine of the query sentence with each lexical row's summary (0 where there is none)."""
         with self.lock:
             self._embed_pending_summaries(text_model)
-            lexical, summaries = self.lexical, self.summaries
+            return self.lexical_row_scores(self.summaries, query)
+
+    def lexical_row_scores(self, vectors: VectorIndex, query: np.ndarray) -> np.ndarray:
+        """Cosine of the query with each lexical row's vector in `vectors` (0 where there is none)."""
+        with self.lock:
+            lexical = self.lexical
             scores = np.zeros(len(lexical.ids), dtype=np.float32)
-            if not len(summaries) or query.shape[0] != summaries.dim:
+            if not len(vectors) or query.shape[0] != vectors.dim:
                 return scores
-            key = (id(lexical), len(lexical.ids), lexical.live_count, id(summaries), summaries.layout)
-            if self._summary_rows is None or self._summary_rows_key != key:
-                self._summary_rows = np.fromiter(
-                    (summaries.rows.get(photo_id, -1) for photo_id in lexical.ids), np.int64, len(lexical.ids)
-                )
-                self._summary_rows_key = key
-            rows = self._summary_rows
+            key = (id(lexical), len(lexical.ids), lexical.live_count, id(vectors), vectors.layout)
+            cached = self._row_maps.get(vectors.model)
+            if cached is None or cached[0] != key:
+                rows_of = vectors.rows
+                mapping = np.fromiter((rows_of.get(p, -1) for p in lexical.ids), np.int64, len(lexical.ids))
+                cached = self._row_maps[vectors.model] = (key, mapping)
+            rows = cached[1]
             present = rows >= 0
-            scores[present] = summaries.all_scores(query)[rows[present]]
+            scores[present] = vectors.all_scores(query)[rows[present]]
             scores[~lexical.alive[: len(lexical.ids)]] = 0.0
             return scores
+
+    def current_vector_index(self, db: Session, model: str) -> VectorIndex | None:
+        """`vector_index` for a versioned model name (`name@version`): other versions are dropped."""
+        family = model.split("@", 1)[0]
+        with self.lock:
+            for stale in [m for m in self.vectors if m != model and m.split("@", 1)[0] == family]:
+                del self.vectors[stale]
+                self._row_maps.pop(stale, None)
+            return self.vector_index(db, model)
 
     def vector_index(self, db: Session, model: str) -> VectorIndex | None:
         with self.lock:

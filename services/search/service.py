@@ -51,10 +51,15 @@ SELECTIVE_PASS_RATE = 0.02
 # list than checking candidates (measured at 100 000 photos: 25 km 10 ms, 200 km 22 ms listed vs 45 ms
 # checked, 1000 km 15 ms checked).
 SMALL_RADIUS_KM = 300.0
-# Text ranking (see _score_text); chosen on the captions set with bench/eval_text_search.py.
+# Text ranking (see _score_text). Without the alignment head (words and summary only): chosen on the
+# captions set with bench/eval_text_search.py before the head existed.
 LEXICAL_SHARE = 0.25
 SEMANTIC_FLOOR = 0.3
 SEMANTIC_MIN = 0.01
+# With the head: chosen on its validation photos (bench/tune_text_blend.py), never on the captions set.
+LEARNED_SHARE = 1.0
+LEARNED_LEXICAL_SHARE = 0.10
+LEARNED_FLOOR = 0.15
 # Cosine at or above which two photos are near-duplicates: measured on the testdata photos and edited
 # copies of them (bench/duplicate_thresholds.py, bench/reports/search.md).
 DUPLICATE_COSINE = 0.85
@@ -224,8 +229,11 @@ def search_text(
     filters: PhotoFilters,
     limit: int = 20,
     cursor: str | None = None,
+    learned: bool = True,
 ) -> tuple[list[SearchHit], str | None]:
-    """Photos whose tags, labels, people, caption, file name, camera, date or place match the words."""
+    """Photos whose tags, labels, people, caption, file name, camera, date or place match the words, or
+    that look like what the words describe (the alignment head's vectors; `learned=False` ranks by the
+    words and the summaries alone)."""
     text = " ".join(query.split())
     if not text:
         raise Invalid("the query is empty", errors=[{"field": "q", "message": "give some words"}])
@@ -233,10 +241,11 @@ def search_text(
         raise Invalid(f"the query is longer than {MAX_QUERY_LENGTH} characters", errors=[{"field": "q"}])
     after = _keyset_after(cursor)
     index = owner_index(db, owner_id)
+    vectors = _learned_vectors(db, models, index) if learned else None
     check = _FilterCheck(db, owner_id, filters)
     only = check.upfront()
     with one_blas_thread():
-        scored = _score_text(index, text, _text_model(models))
+        scored = _score_text(index, text, _text_model(models), vectors)
         scores = scored.scores
         if only is not None:
             rows = [scored.rows[p] for p in only if p in scored.rows]
@@ -253,6 +262,17 @@ def search_text(
         # The index may have moved on since scoring (another request refreshed it): rows only grow.
         row = scored.rows.get(hit.photo.id)
         similarity = float(scored.semantic[row]) if row is not None and row < scored.semantic.size else 0.0
+        if scored.learned is not None and row is not None and row < scored.learned.size:
+            looks = float(scored.learned[row])
+            hit.matched.append(
+                {
+                    "field": "looks_like",
+                    "value": f"looks like: {looks:.2f}",
+                    "query": text,
+                    "similarity": round(looks, 3),
+                    "weight": round(plan.content_share * LEARNED_SHARE * looks, 4),
+                }
+            )
         if summary and (similarity >= SEMANTIC_FLOOR or not hit.matched):
             hit.matched.append(
                 {
@@ -281,6 +301,8 @@ class _TextScores:
     rows: dict[str, int]
     scores: np.ndarray
     semantic: np.ndarray
+    # Cosine of the query with each photo's learned vector; None when ranked without the head.
+    learned: np.ndarray | None = None
 
 
 def _text_model(models: ModelSet) -> TextEmbedder | None:
@@ -292,28 +314,57 @@ def _text_model(models: ModelSet) -> TextEmbedder | None:
         return None
 
 
-def _score_text(index: OwnerIndex, text: str, text_model: TextEmbedder | None) -> _TextScores:
-    """Final score = content share x summary cosine + LEXICAL_SHARE x BM25 / ceiling.
+def _learned_vectors(db: Session, models: ModelSet, index: OwnerIndex) -> VectorIndex | None:
+    """The owner's vectors of the current alignment head, or None (head not installed, none stored)."""
+    try:
+        model_name = models.alignment.model_name
+    except ModelMissing:
+        return None
+    return index.current_vector_index(db, model_name)
 
-    BM25 over the ceiling is roughly the share of the query a photo matches, the cosine lies in 0..1:
-    a photo that matches the words (a place, a name, a tag) beats one that is only about the same kind
-    of thing, and among word matches the sentence similarity decides. The cosine counts only for the
-    share of query words that are about content (not dates, places, cameras, names). A photo with no
-    matching word must be at least SEMANTIC_FLOOR similar to come back at all.
+
+def _score_text(
+    index: OwnerIndex,
+    text: str,
+    text_model: TextEmbedder | None,
+    learned_vectors: VectorIndex | None = None,
+) -> _TextScores:
+    """Final score = content share x content cosine + lexical share x BM25 / ceiling.
+
+    The content cosine is the query sentence against each photo's learned vector (the alignment head's:
+    what a caption of the photo would say), blended with its summary (what the models named) as
+    LEARNED_SHARE says; without learned vectors it is the summary alone. BM25 over the ceiling is roughly
+    the share of the query a photo matches, the cosine lies in 0..1: a photo that matches the words (a
+    place, a name, a tag) beats one that is only about the same kind of thing, and among word matches
+    the sentence similarity decides. The cosine counts only for the share of query words that are about
+    content (not dates, places, cameras, names). A photo with no matching word must reach the floor to
+    come back at all, so "Paris" or "puppy" does not list the whole library behind its matches.
     """
     with index.lock:
         vocabulary = index.vocabulary(text_model) if text_model is not None else None
         plan = plan_query(text, index.lexical.has, vocabulary, text_model)
         lexical = index.lexical.score(plan.terms)
         ceiling = max(index.lexical.ceiling(plan.terms), 1e-6)
-        if plan.sentence_vector is not None and text_model is not None:
+        use_learned = learned_vectors is not None and plan.sentence_vector is not None
+        semantic = np.zeros_like(lexical)
+        learned: np.ndarray | None = None
+        if (
+            plan.sentence_vector is not None
+            and text_model is not None
+            and (not use_learned or LEARNED_SHARE < 1)
+        ):
             semantic = index.summary_scores(plan.sentence_vector, text_model)
+        if use_learned:
+            assert learned_vectors is not None and plan.sentence_vector is not None
+            learned = index.lexical_row_scores(learned_vectors, plan.sentence_vector)
+            content = np.float32(LEARNED_SHARE) * learned + np.float32(1 - LEARNED_SHARE) * semantic
+            lexical_share, floor = LEARNED_LEXICAL_SHARE, LEARNED_FLOOR
         else:
-            semantic = np.zeros_like(lexical)
+            content, lexical_share, floor = semantic, LEXICAL_SHARE, SEMANTIC_FLOOR
         share = np.float32(plan.content_share)
-        scores = share * np.maximum(semantic, SEMANTIC_MIN) + np.float32(LEXICAL_SHARE / ceiling) * lexical
-        scores[(lexical <= 0) & (semantic < SEMANTIC_FLOOR)] = 0.0
-        return _TextScores(plan, index.lexical.ids, index.lexical.rows, scores, semantic)
+        scores = share * np.maximum(content, SEMANTIC_MIN) + np.float32(lexical_share / ceiling) * lexical
+        scores[(lexical <= 0) & (content < floor)] = 0.0
+        return _TextScores(plan, index.lexical.ids, index.lexical.rows, scores, semantic, learned)
 
 
 @lru_cache(maxsize=65536)

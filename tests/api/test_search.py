@@ -71,7 +71,7 @@ def library(client: TestClient) -> tuple[OwnerAuth, dict[str, str], dict[str, by
             files.append((f"{kind}-{index}.jpg", (DETECTION_DIR / "images" / name).read_bytes()))
     files.extend((name, (EXIF_DIR / "images" / name).read_bytes()) for name in sorted(EXIF_TRUTH))
     ids = upload_ids(client, owner, files)
-    wait_until_analysed(client, owner, list(ids.values()), timeout=300)
+    wait_until_analysed(client, owner, list(ids.values()), timeout=900)
     return owner, ids, dict(files)
 
 
