@@ -1,20 +1,18 @@
 """The FastAPI application: factory, lifespan, middleware, routers."""
 
 import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 import services.analysis.service as analysis
 import services.exports.service as exports
 import services.faces.service as faces
 import services.photos.integrity as integrity
-from api import metrics
 from api.errors import install_error_handlers
+from api.middleware import RequestGuard
 from api.routers import ALL_ROUTERS
 from core.config import Settings, get_settings
 from core.storage import BlobStore
@@ -48,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         upgrade_schema(settings.database_url)
-        engine = get_engine(settings.database_url)
+        engine = get_engine(settings.database_url, settings.db_statement_timeout_ms)
         app.state.sessions = session_factory(engine)
         app.state.store = BlobStore(settings.blob_root, settings.data_dir / "cache")
         if settings.bootstrap_key:
@@ -85,28 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.models = ModelSet(settings)
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def request_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        request.state.request_id = request_id
-        started = time.perf_counter()
-        response = await call_next(request)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        response.headers["X-Request-ID"] = request_id
-        # The route template, not the raw path, so ids do not explode the metric's label set.
-        route = request.scope.get("route")
-        metrics.record_request(
-            request.method, getattr(route, "path", "unmatched"), response.status_code, elapsed_ms / 1000
-        )
-        log.info(
-            "%s %s %d %.1fms id=%s",
-            request.method,
-            request.url.path,
-            response.status_code,
-            elapsed_ms,
-            request_id,
-        )
-        return response
+    # Outermost of our own layers: it must see every exception and every status.
+    app.add_middleware(RequestGuard, settings=settings)
 
     for router in ALL_ROUTERS:
         app.include_router(router)
