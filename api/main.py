@@ -11,6 +11,7 @@ import services.analysis.service as analysis
 import services.exports.service as exports
 import services.faces.service as faces
 import services.photos.integrity as integrity
+import services.photos.orphans as orphans
 from api.errors import install_error_handlers
 from api.middleware import RequestGuard
 from api.routers import ALL_ROUTERS
@@ -62,7 +63,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sessions=app.state.sessions, store=app.state.store, settings=settings, models=app.state.models
             )
             app.state.job_runner = JobRunner(
-                context, settings.job_workers, settings.job_poll_seconds, maintenance=[exports.cleanup_task]
+                context,
+                settings.job_workers,
+                settings.job_poll_seconds,
+                maintenance=[exports.cleanup_task, orphans.sweep_task],
             )
             app.state.job_runner.start()
         log.info("shoebox ready: database %s, data %s", engine.url.render_as_string(), settings.data_dir)
