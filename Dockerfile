@@ -12,4 +12,5 @@ RUN SHOEBOX_MODEL_MIRROR=/mirror .venv/bin/python -m onnx_models.setup && rm -rf
 ENV SHOEBOX_DATA_DIR=/data
 VOLUME /data
 EXPOSE 8000
-CMD [".venv/bin/uvicorn", "--factory", "api.main:create_app", "--host", "0.0.0.0", "--port", "8000"]
+CMD [".venv/bin/uvicorn", "--factory", "api.main:create_app", "--host", "0.0.0.0", "--port", "8000", \
+     "--timeout-keep-alive", "5", "--limit-concurrency", "200", "--timeout-graceful-shutdown", "30"]
