@@ -227,11 +227,9 @@ def _drop_postgres(name: str) -> None:
 def check_crash(photo_count: int) -> bool:
     name, url = _throwaway_postgres()
     data_dir = Path(tempfile.mkdtemp(prefix="shoebox-crash-"))
-    key = f"sbx_crash_{secrets.token_hex(12)}"
     shared = {
         "SHOEBOX_DATABASE_URL": url,
         "SHOEBOX_DATA_DIR": str(data_dir),
-        "SHOEBOX_BOOTSTRAP_KEY": key,
         "SHOEBOX_LOAD_MODELS_AT_START": "true",
         "SHOEBOX_ANALYSIS_BATCH_SIZE": "4",
     }

@@ -64,9 +64,6 @@ BatchHandler = Callable[[JobContext, str, list[str], dict[str, Any]], dict[str, 
 class JobType:
     name: str
     handler: BatchHandler
-    # Whether `POST /v1/jobs` may start it; other types are started by the service itself with the
-    # params they need (an export job belongs to its export).
-    client_startable: bool = False
     batch_size: Callable[[Settings], int] = field(default=lambda settings: 1)
     # Items to use when the client names none (e.g. every photo of the owner).
     default_items: Callable[[Session, str], list[str]] | None = None
@@ -88,10 +85,6 @@ def job_type_names() -> list[str]:
 def _rows_changed(db: Session, statement: Executable) -> int:
     """How many rows an UPDATE changed (SQLAlchemy types `execute` as a plain Result)."""
     return cast(CursorResult[Any], db.execute(statement)).rowcount or 0
-
-
-def client_job_type_names() -> list[str]:
-    return sorted(name for name, job_type in _job_types.items() if job_type.client_startable)
 
 
 def create_job(
