@@ -48,9 +48,7 @@ def render(db: Session, *, include_library: bool = True) -> str:
         lines.append(f"shoebox_http_request_duration_seconds_sum{{{labels}}} {seconds:.6f}")
         lines.append(f"shoebox_http_request_duration_seconds_count{{{labels}}} {int(calls)}")
     if not include_library:
-        return "
-".join(lines) + "
-"
+        return "\n".join(lines) + "\n"
     lines += ["# HELP shoebox_photos Photos in the library by analysis state.", "# TYPE shoebox_photos gauge"]
     for state, count in db.execute(select(Photo.analysis_state, func.count()).group_by(Photo.analysis_state)):
         lines.append(f'shoebox_photos{{analysis_state="{state}"}} {count}')

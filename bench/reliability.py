@@ -263,14 +263,12 @@ def check_crash(photo_count: int) -> bool:
             resumed_after = None
             while time.monotonic() - killed_at < 900:
                 with engine.connect() as connection:
-                    job = connection.execute(
-                        select(Job.state, Job.worker_id, Job.done, Job.failed, Job.total, Job.attempts).where(
-                            Job.type == "analyze"
-                        )
+                    final = connection.execute(
+                        select(Job.state, Job.done, Job.failed, Job.attempts).where(Job.type == "analyze")
                     ).one()
-                if resumed_after is None and job.attempts >= 2 and job.state != "queued":
+                if resumed_after is None and final.attempts >= 2 and final.state != "queued":
                     resumed_after = time.monotonic() - killed_at
-                if job.state in ("succeeded", "failed"):
+                if final.state in ("succeeded", "failed"):
                     break
                 time.sleep(0.2)
             with engine.connect() as connection:
@@ -290,7 +288,12 @@ def check_crash(photo_count: int) -> bool:
                 "check": "crash",
                 "photos": len(photos),
                 "resumed_after_seconds": None if resumed_after is None else round(resumed_after, 1),
-                "job": {"state": job.state, "done": job.done, "failed": job.failed, "attempts": job.attempts},
+                "job": {
+                    "state": final.state,
+                    "done": final.done,
+                    "failed": final.failed,
+                    "attempts": final.attempts,
+                },
                 "analysis_rows": analyses,
                 "photo_states": states,
                 "survivor_peak_rss_mib": round(survivor_peak or 0, 1),
@@ -300,8 +303,8 @@ def check_crash(photo_count: int) -> bool:
     return (
         resumed_after is not None
         and resumed_after <= 30
-        and job.state == "succeeded"
-        and job.done == len(photos)
+        and final.state == "succeeded"
+        and final.done == len(photos)
         and analyses == len(photos)
         and states == {"done": len(photos)}
     )

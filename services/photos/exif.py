@@ -248,8 +248,8 @@ def _coordinate(value: Any, ref: Any, positive: str, negative: str, limit: float
     parts = value if isinstance(value, tuple | list) else (value,)
     if not 1 <= len(parts) <= 3:
         return None
-    numbers = [_number(part) for part in parts]
-    if any(n is None for n in numbers):
+    numbers = [n for n in (_number(part) for part in parts) if n is not None]
+    if len(numbers) != len(parts):
         return None
     degrees = sum(n / 60**i for i, n in enumerate(numbers))
     ref_text = (_text(ref) or "").upper()[:1]

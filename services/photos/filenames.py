@@ -19,13 +19,14 @@ def display_filename(sent: str) -> str:
     """
     text = unicodedata.normalize("NFC", sent)
     text = "".join(
-        (" " if ch.isspace() else "") if unicodedata.category(ch) in _DROPPED_CATEGORIES else ch for ch in text
+        (" " if ch.isspace() else "") if unicodedata.category(ch) in _DROPPED_CATEGORIES else ch
+        for ch in text
     )
     name = PurePosixPath(text.replace("\\", "/")).name.strip()
     if name in ("", ".", ".."):
         return FALLBACK_FILENAME
     if len(name) > MAX_FILENAME_LENGTH:
-        stem, dot, suffix = name.rpartition(".")
+        _, dot, suffix = name.rpartition(".")
         keep = suffix if dot and len(suffix) <= 10 else ""
         name = name[: MAX_FILENAME_LENGTH - len(keep) - 1].rstrip() + ("." + keep if keep else "")
     return name

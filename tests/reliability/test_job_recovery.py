@@ -34,7 +34,7 @@ _caption_written: list[str] = []
 
 def _write_caption_batch(
     context: JobContext, owner_id: str, items: list[str], params: dict[str, Any]
-) -> dict:
+) -> dict[str, str]:
     if params.get("pause"):
         _release_paused_worker.wait(30)
     with context.sessions() as db:
@@ -47,7 +47,9 @@ def _write_caption_batch(
     return {}
 
 
-def _slow_batch(context: JobContext, owner_id: str, items: list[str], params: dict[str, Any]) -> dict:
+def _slow_batch(
+    context: JobContext, owner_id: str, items: list[str], params: dict[str, Any]
+) -> dict[str, str]:
     time.sleep(params["seconds"])
     return {}
 
@@ -154,7 +156,9 @@ def test_heartbeats_keep_a_long_batch_from_being_reclaimed(client: TestClient, o
         second.start()
         finished = wait_for_job(client, owner, job_id, timeout=30)
         with context.sessions() as db:
-            attempts = db.get(Job, job_id).attempts
+            job = db.get(Job, job_id)
+            assert job is not None
+            attempts = job.attempts
         assert (finished["state"], attempts) == ("succeeded", 1)
     finally:
         first.stop()
