@@ -3,13 +3,14 @@ failed bar.
 
 uploads  A few hundred generated files (valid, truncated, bit-flipped, lying headers, bombs,
          non-images, duplicates, hostile names) uploaded concurrently to the real service, with
-         some requests cut off mid-body like a crashed client. Bar: no 5xx, and afterwards
-         photo rows = blobs = distinct accepted files, and no temp file is left.
+         some requests cut off mid-body like a crashed client, then a burst of 20 concurrent
+         38 MiB uploads. Bar: no 5xx, and afterwards photo rows = blobs = distinct accepted files,
+         and no temp file is left. Prints the server's peak memory before and after the burst.
 crash    On PostgreSQL: two service processes share one library; the one analysing is killed with
          SIGKILL mid-batch. Bar: the other resumes the job within 30 s and every photo is analysed
          exactly once (one analysis row each, the job's done count equals the photo count).
 
-    .venv/bin/python bench/reliability.py [uploads|crash|all] [--files 300] [--photos 24]
+    .venv/bin/python bench/reliability.py [uploads|crash|all] [--files 300] [--burst 20] [--photos 24]
 """
 
 from __future__ import annotations
@@ -132,7 +133,30 @@ def _cut_off_upload(base_url: str, api_key: str, data: bytes) -> None:
     # Closed without the rest: the server must drop the request and keep nothing.
 
 
-def check_uploads(file_count: int, seed: int) -> bool:
+BURST_MIB = 38
+
+
+def _burst(client: Any, count: int, rng: random.Random, accepted: set[str]) -> list[int]:
+    """`count` concurrent uploads of a ~38 MiB PNG (noise does not compress): memory must stay
+    bounded by the upload slots, not grow with the number of clients."""
+    if count <= 0:
+        return []
+    side = int((BURST_MIB * 1024 * 1024 / 3) ** 0.5)
+    pixels = np.random.default_rng(rng.randrange(1 << 30)).integers(0, 255, (side, side, 3), dtype=np.uint8)
+    data = _encode(Image.fromarray(pixels), "PNG")
+    del pixels
+
+    def send(index: int) -> int:
+        response = client.post("/v1/photos", files=[("files", (f"burst{index}.png", data, "image/png"))])
+        if response.status_code == 201:
+            accepted.add(response.json()["results"][0]["photo"]["sha256"])
+        return int(response.status_code)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(send, range(count)))
+
+
+def check_uploads(file_count: int, seed: int, burst: int) -> bool:
     rng = random.Random(seed)
     files = generate_files(file_count, rng)
     env = {"SHOEBOX_ANALYZE_ON_UPLOAD": "false", "SHOEBOX_LOAD_MODELS_AT_START": "false"}
@@ -172,6 +196,11 @@ def check_uploads(file_count: int, seed: int) -> bool:
             list(pool.map(send, groups))
         elapsed = time.monotonic() - started
         time.sleep(1.0)  # the cut-off requests finish failing
+        peak_before_burst = peak_rss_mib(service.pid)
+        burst_statuses = _burst(client, burst, rng, accepted)
+        for status in burst_statuses:
+            if status >= 500:
+                problems.append(f"burst upload answered {status}")
 
         engine = create_engine(f"sqlite:///{service.db_path}")
         with engine.connect() as connection:
@@ -195,6 +224,8 @@ def check_uploads(file_count: int, seed: int) -> bool:
                 "blobs": len(blobs),
                 "temp_files": len(temp_files),
                 "seconds": round(elapsed, 1),
+                "server_peak_rss_mib_before_burst": round(peak_before_burst or 0, 1),
+                "burst": {"uploads": burst, "mib_each": BURST_MIB, "statuses": sorted(set(burst_statuses))},
                 "server_peak_rss_mib": round(peak or 0, 1),
             }
         )
@@ -318,10 +349,11 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=300)
     parser.add_argument("--photos", type=int, default=24)
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--burst", type=int, default=20, help="concurrent 38 MiB uploads after the fuzz run")
     args = parser.parse_args()
     results: dict[str, Any] = {}
     if args.check in ("uploads", "all"):
-        results["uploads"] = check_uploads(args.files, args.seed)
+        results["uploads"] = check_uploads(args.files, args.seed, args.burst)
     if args.check in ("crash", "all"):
         results["crash"] = check_crash(args.photos)
     print(json.dumps({"passed": results}))

@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = 100 * 1024 * 1024
     max_json_bytes: int = 1024 * 1024
     # Upload requests processed at once (each holds one file in memory and decodes it); more wait.
-    max_concurrent_uploads: int = 4
+    # Two keep both cores of a small machine busy; each slot can cost ~3x the largest file in memory.
+    max_concurrent_uploads: int = 2
     # A body that stalls this long between chunks, or takes longer than the total, answers 408.
     request_body_idle_timeout_seconds: float = 15.0
     request_body_timeout_seconds: float = 300.0
