@@ -26,7 +26,7 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render(db: Session, *, include_library: bool = True) -> str:
+def render(db: Session, *, include_library: bool) -> str:
     """Request counters always; library figures (photos, faces, jobs of every owner) only for a
     caller that showed the metrics token."""
     lines = [

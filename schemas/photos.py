@@ -75,7 +75,9 @@ class Photo(BaseModel):
 
 
 class PhotoPatch(BaseModel):
-    rotation: Literal[0, 90, 180, 270] | None = None
+    # Optional but never null: the column is NOT NULL, and "no rotation" is 0. The default only
+    # stands for "not sent" (updates use exclude_unset), so it is not validated.
+    rotation: Literal[0, 90, 180, 270] = Field(default=None, validate_default=False)
     caption: str | None = Field(default=None, max_length=2000)
 
 

@@ -151,7 +151,7 @@ def list_people(
     key = Person.name_key
     query = select(Person).where(Person.owner_id == owner_id)
     if cursor:
-        last_name, last_id = decode_cursor(cursor, 2)
+        last_name, last_id = decode_cursor(cursor, (str, str))
         query = query.where(or_(key > last_name, and_(key == last_name, Person.id > last_id)))
     rows = list(db.scalars(query.order_by(key, Person.id).limit(limit + 1)))
     if len(rows) <= limit:

@@ -157,11 +157,7 @@ def list_jobs(
     if state:
         query = query.where(Job.state == state)
     if cursor:
-        raw_created, last_id = decode_cursor(cursor, 2)
-        try:
-            created = datetime.fromisoformat(str(raw_created))
-        except ValueError as exc:
-            raise Invalid("cursor is malformed", errors=[{"field": "cursor"}]) from exc
+        created, last_id = decode_cursor(cursor, (datetime, str))
         bound = literal(created, type_=Job.created_at.type)
         query = query.where(or_(Job.created_at < bound, and_(Job.created_at == bound, Job.id < last_id)))
     rows = list(db.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))

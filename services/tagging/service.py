@@ -196,9 +196,7 @@ def review_queue(
     if kind:
         query = query.where(PhotoTag.kind == kind)
     if cursor:
-        confidence, last_id = decode_cursor(cursor, 2)
-        if not isinstance(confidence, int | float) or not isinstance(last_id, str):
-            raise Invalid("cursor is malformed", errors=[{"field": "cursor"}])
+        confidence, last_id = decode_cursor(cursor, (float, str))
         query = query.where(
             (PhotoTag.confidence > confidence)
             | ((PhotoTag.confidence == confidence) & (PhotoTag.id > last_id))

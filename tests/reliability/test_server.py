@@ -154,3 +154,25 @@ def test_a_stalled_body_times_out(live: tuple[str, int]) -> None:
         assert time.monotonic() - started < 5
     finally:
         sock.close()
+
+
+def test_metrics_show_library_figures_only_with_the_token(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'metrics.db'}",
+        model_dir=MODEL_DIR,
+        run_job_workers=False,
+        metrics_token="scrape-secret",
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        scraped = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+        assert scraped.status_code == 200 and "shoebox_photos" in scraped.text
+    open_settings = settings.model_copy(update={"metrics_token": None})
+    with TestClient(create_app(open_settings)) as client:
+        scraped = client.get("/metrics")
+        assert scraped.status_code == 200 and "shoebox_http_requests_total" in scraped.text
+        assert "shoebox_photos" not in scraped.text and "shoebox_jobs" not in scraped.text
