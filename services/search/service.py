@@ -144,7 +144,7 @@ def _offset_after(cursor: str | None) -> int | None:
     marker, position = decode_cursor(cursor, (str, int))
     if marker != "o":
         raise Invalid("cursor is malformed or belongs to another search", errors=[{"field": "cursor"}])
-    return position
+    return int(position)
 
 
 def _page(
