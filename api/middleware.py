@@ -129,7 +129,7 @@ class RequestGuard:
             idle_timeout=settings.request_body_idle_timeout_seconds,
             total_timeout=settings.request_body_timeout_seconds,
         )
-        if is_json and scope["method"] in ("POST", "PUT", "PATCH"):
+        if is_json and scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
             try:
                 body = await limited.read_all()
             except HTTPException as error:
