@@ -17,4 +17,5 @@ RUN --mount=type=bind,from=alignment-data,target=/alignment-data \
 ENV SHOEBOX_DATA_DIR=/data
 VOLUME /data
 EXPOSE 8000
-CMD [".venv/bin/uvicorn", "--factory", "api.main:create_app", "--host", "0.0.0.0", "--port", "8000"]
+CMD [".venv/bin/uvicorn", "--factory", "api.main:create_app", "--host", "0.0.0.0", "--port", "8000", \
+     "--timeout-keep-alive", "5", "--limit-concurrency", "200", "--timeout-graceful-shutdown", "30"]

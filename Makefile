@@ -9,7 +9,7 @@ export SHOEBOX_MODEL_MIRROR
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup install models run test lint bench-tagging
+.PHONY: setup install models run test lint reliability bench-tagging
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,19 @@ models: install
 
 setup: install models
 
+# Slow clients are cut off: idle keep-alive connections after 5 s, request bodies by the app's own
+# timeouts (SHOEBOX_REQUEST_BODY_*); past 200 open connections new ones get 503 at once.
+UVICORN_FLAGS ?= --timeout-keep-alive 5 --limit-concurrency 200 --timeout-graceful-shutdown 30
+
 run: setup
-	$(BIN)/uvicorn --factory api.main:create_app --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn --factory api.main:create_app --host $(HOST) --port $(PORT) $(UVICORN_FLAGS)
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The long reliability checks (fuzzed uploads; kill -9 during analysis on PostgreSQL).
+reliability: setup
+	$(BIN)/python bench/reliability.py all
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy --strict

@@ -6,9 +6,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import PROBLEM_BASE, ShoeboxError
+from db.session import is_statement_timeout
 from schemas.common import Problem
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ _HTTP_SLUGS = {
     401: ("unauthorized", "Unauthorized"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
+    408: ("timeout", "Request timeout"),
     413: ("too-large", "Payload too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
 }
@@ -107,15 +110,16 @@ def install_error_handlers(app: FastAPI) -> None:
         body = problem_body(status=error.status_code, title=title, detail=detail, slug=slug, request=request)
         return problem_response(body, getattr(error, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
-        request_id = getattr(request.state, "request_id", None)
-        log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, request_id)
+    @app.exception_handler(OperationalError)
+    async def database_error(request: Request, error: OperationalError) -> JSONResponse:
+        if not is_statement_timeout(error):
+            raise error  # the request guard logs it and answers a 500
+        log.warning("statement timeout on %s %s", request.method, request.url.path)
         body = problem_body(
-            status=500,
-            title="Internal server error",
-            detail=f"something went wrong on our side; quote request id {request_id} when reporting it",
-            slug="internal",
+            status=503,
+            title="Service unavailable",
+            detail="the database took too long to answer this request; narrow it or try again later",
+            slug="timeout",
             request=request,
         )
-        return problem_response(body)
+        return problem_response(body, {"Retry-After": "5"})

@@ -1,12 +1,10 @@
 """The FastAPI application: factory, lifespan, middleware, routers."""
 
 import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 import services.analysis.service as analysis
@@ -14,8 +12,9 @@ import services.analysis.text_vectors as text_vectors
 import services.exports.service as exports
 import services.faces.service as faces
 import services.photos.integrity as integrity
-from api import metrics
+import services.photos.orphans as orphans
 from api.errors import install_error_handlers
+from api.middleware import RequestGuard
 from api.routers import ALL_ROUTERS
 from core.config import Settings, get_settings
 from core.storage import BlobStore
@@ -50,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         upgrade_schema(settings.database_url)
-        engine = get_engine(settings.database_url)
+        engine = get_engine(settings.database_url, settings.db_statement_timeout_ms)
         app.state.sessions = session_factory(engine)
         app.state.store = BlobStore(settings.blob_root, settings.data_dir / "cache")
         if settings.bootstrap_key:
@@ -69,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 context,
                 settings.job_workers,
                 settings.job_poll_seconds,
-                maintenance=[exports.cleanup_task, text_vectors.queue_stale_text_vectors],
+                maintenance=[exports.cleanup_task, text_vectors.queue_stale_text_vectors, orphans.sweep_task],
             )
             app.state.job_runner.start()
         log.info("shoebox ready: database %s, data %s", engine.url.render_as_string(), settings.data_dir)
@@ -90,28 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.models = ModelSet(settings)
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def request_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        request.state.request_id = request_id
-        started = time.perf_counter()
-        response = await call_next(request)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        response.headers["X-Request-ID"] = request_id
-        # The route template, not the raw path, so ids do not explode the metric's label set.
-        route = request.scope.get("route")
-        metrics.record_request(
-            request.method, getattr(route, "path", "unmatched"), response.status_code, elapsed_ms / 1000
-        )
-        log.info(
-            "%s %s %d %.1fms id=%s",
-            request.method,
-            request.url.path,
-            response.status_code,
-            elapsed_ms,
-            request_id,
-        )
-        return response
+    # Outermost of our own layers: it must see every exception and every status.
+    app.add_middleware(RequestGuard, settings=settings)
 
     for router in ALL_ROUTERS:
         app.include_router(router)

@@ -26,7 +26,9 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render(db: Session) -> str:
+def render(db: Session, *, include_library: bool) -> str:
+    """Request counters always; library figures (photos, faces, jobs of every owner) only for a
+    caller that showed the metrics token."""
     lines = [
         "# HELP shoebox_http_requests_total HTTP requests by method, route and status.",
         "# TYPE shoebox_http_requests_total counter",
@@ -45,6 +47,8 @@ def render(db: Session) -> str:
         labels = f'method="{method}",route="{_escape(route)}"'
         lines.append(f"shoebox_http_request_duration_seconds_sum{{{labels}}} {seconds:.6f}")
         lines.append(f"shoebox_http_request_duration_seconds_count{{{labels}}} {int(calls)}")
+    if not include_library:
+        return "\n".join(lines) + "\n"
     lines += ["# HELP shoebox_photos Photos in the library by analysis state.", "# TYPE shoebox_photos gauge"]
     for state, count in db.execute(select(Photo.analysis_state, func.count()).group_by(Photo.analysis_state)):
         lines.append(f'shoebox_photos{{analysis_state="{state}"}} {count}')

@@ -25,6 +25,24 @@ class Settings(BaseSettings):
     max_image_pixels: int = 120_000_000
     bootstrap_key: str | None = None
 
+    # Input limits (the request guard and the schemas enforce them; see openapi.md "Limits").
+    # Whole request body, counted while it is read: a bigger upload is refused before it is spooled.
+    max_request_bytes: int = 100 * 1024 * 1024
+    max_json_bytes: int = 1024 * 1024
+    # Upload requests processed at once (each holds one file in memory and decodes it); more wait.
+    # Two keep both cores of a small machine busy; each slot can cost ~3x the largest file in memory.
+    max_concurrent_uploads: int = 2
+    # A body that stalls this long between chunks, or takes longer than the total, answers 408.
+    request_body_idle_timeout_seconds: float = 15.0
+    request_body_timeout_seconds: float = 300.0
+    # PostgreSQL cancels any one statement running longer than this (0: no limit).
+    db_statement_timeout_ms: int = 30_000
+    # /metrics shows per-library figures only to `Authorization: Bearer <token>`; unset: request
+    # counters only.
+    metrics_token: str | None = None
+    # Blobs referenced by no photo and temp files older than this are swept by maintenance.
+    orphan_min_age_seconds: float = 3600.0
+
     # Inference
     # Threads per model session; 0 picks half the cores (sessions run side by side with the job worker
     # and the API, and oversubscribed thread pools spin against each other on small machines).
@@ -47,6 +65,9 @@ class Settings(BaseSettings):
     job_workers: int = 1
     run_job_workers: bool = True
     job_poll_seconds: float = 0.5
+    # A worker touches its job this often; a job untouched for job_stale_seconds is reclaimed.
+    job_heartbeat_seconds: float = 3.0
+    job_stale_seconds: float = 12.0
 
     @model_validator(mode="after")
     def _fill_derived_paths(self) -> "Settings":

@@ -52,6 +52,12 @@ class BlobStore:
         path = self.path_for(sha256)
         if not path.exists():
             atomic_write(path, data)
+        else:
+            # A fresh time stamp keeps the orphan sweep off a blob an upload is about to reference.
+            try:
+                os.utime(path)
+            except FileNotFoundError:
+                atomic_write(path, data)
         return sha256
 
     def exists(self, sha256: str) -> bool:

@@ -1,5 +1,6 @@
 """SQLAlchemy 2 typed ORM. Every owned row carries owner_id; services always filter by it."""
 
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from db.base import Base, new_id
 from db.types import UTCDateTime, utcnow
@@ -106,6 +107,8 @@ class Job(Base):
     errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # New on every claim; commits made for the job are fenced by it (services/jobs/service.py).
+    claim_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -176,15 +179,28 @@ class PhotoAnalysis(Base):
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+def person_name_key(name: str) -> str:
+    """What makes two names one person: Unicode-normalised, single spaces, case-folded."""
+    return " ".join(unicodedata.normalize("NFKC", name).split()).casefold()
+
+
 class Person(Base):
     __tablename__ = "people"
-    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_people_owner_name"),)
+    # Names are unique per owner regardless of letter case; the database enforces it on the key,
+    # so concurrent requests naming "Alice" and "ALICE" cannot create two people.
+    __table_args__ = (UniqueConstraint("owner_id", "name_key", name="uq_people_owner_name_key"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(800))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    @validates("name")
+    def _keep_name_key(self, _attribute: str, name: str) -> str:
+        self.name_key = person_name_key(name)
+        return name
 
 
 class Face(Base):

@@ -2,10 +2,11 @@
 
 import math
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
@@ -32,7 +33,23 @@ def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) ->
         dbapi_connection.create_function(name, 1, fn, deterministic=True)
 
 
-def make_engine(database_url: str) -> Engine:
+def _postgres_statement_timeout(timeout_ms: int) -> Callable[[Any, object], None]:
+    def on_connect(dbapi_connection: Any, _record: object) -> None:
+        # Per connection, so it covers every query of every request and worker; a runaway query
+        # is cancelled by the server instead of holding a connection and a CPU for minutes.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {int(timeout_ms)}")
+        dbapi_connection.commit()
+
+    return on_connect
+
+
+def is_statement_timeout(error: BaseException) -> bool:
+    """True for PostgreSQL's "canceling statement due to statement timeout" (SQLSTATE 57014)."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None) == "57014"
+
+
+def make_engine(database_url: str, statement_timeout_ms: int = 0) -> Engine:
     if database_url.startswith("sqlite"):
         path = database_url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -40,12 +57,15 @@ def make_engine(database_url: str) -> Engine:
         engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine
-    return create_engine(database_url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(database_url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    if statement_timeout_ms > 0 and engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _postgres_statement_timeout(statement_timeout_ms))
+    return engine
 
 
 @lru_cache(maxsize=8)
-def get_engine(database_url: str) -> Engine:
-    return make_engine(database_url)
+def get_engine(database_url: str, statement_timeout_ms: int = 0) -> Engine:
+    return make_engine(database_url, statement_timeout_ms)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -1,8 +1,14 @@
 """Shapes shared by every domain: problems and pages."""
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
+
+# Input limits of the contract (openapi.md, "Limits"). Ids are UUIDs: nothing longer is an id of
+# ours, and a body naming more than MAX_IDS of them is refused before any lookup.
+MAX_ID_LENGTH = 64
+MAX_IDS = 10_000
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
 class Problem(BaseModel):

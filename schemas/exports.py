@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from db.enums import ExportState
+from schemas.common import MAX_IDS, Id
 from services.photos.filters import PhotoFilters
 
 
@@ -19,7 +20,7 @@ class ExportSearch(PhotoFilters):
 
 
 class ExportCreate(BaseModel):
-    photo_ids: list[str] | None = Field(default=None, min_length=1, max_length=100_000)
+    photo_ids: list[Id] | None = Field(default=None, min_length=1, max_length=MAX_IDS)
     search: ExportSearch | None = None
 
     @model_validator(mode="after")

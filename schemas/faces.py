@@ -5,6 +5,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field, model_validator
 
 from db.enums import PersonSource
+from schemas.common import Id
 
 
 class PersonRef(BaseModel):
@@ -39,8 +40,8 @@ class Face(BaseModel):
 
 
 class FaceLabel(BaseModel):
-    face_ids: list[str] = Field(min_length=1, max_length=1000)
-    person_id: str | None = None
+    face_ids: list[Id] = Field(min_length=1, max_length=1000)
+    person_id: Id | None = None
     name: str | None = Field(default=None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
@@ -77,4 +78,4 @@ class PersonPatch(BaseModel):
 
 
 class PersonMerge(BaseModel):
-    from_ids: list[str] = Field(min_length=1, max_length=100)
+    from_ids: list[Id] = Field(min_length=1, max_length=100)

@@ -75,7 +75,9 @@ class Photo(BaseModel):
 
 
 class PhotoPatch(BaseModel):
-    rotation: Literal[0, 90, 180, 270] | None = None
+    # Never null: the column is NOT NULL and "no rotation" is 0. Fields not sent are left alone
+    # (updates use exclude_unset), so the default is only what the schema shows.
+    rotation: Literal[0, 90, 180, 270] = Field(default=0, description="clockwise; omit to keep")
     caption: str | None = Field(default=None, max_length=2000)
 
 

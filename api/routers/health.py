@@ -1,11 +1,15 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and metrics."""
+
+import secrets
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
 from api import metrics
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
+from core.errors import Unauthorized
+from schemas.common import Problem
 from services.inference.readiness import model_readiness
 
 router = APIRouter(tags=["health"])
@@ -33,7 +37,20 @@ def readyz(request: Request, db: SessionDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-def prometheus_metrics(db: SessionDep) -> PlainTextResponse:
-    """Prometheus text format: request counts and durations, photos, faces and jobs by state."""
-    return PlainTextResponse(metrics.render(db), media_type="text/plain; version=0.0.4")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={401: {"model": Problem, "description": "SHOEBOX_METRICS_TOKEN is set and was not sent"}},
+)
+def prometheus_metrics(request: Request, db: SessionDep, settings: SettingsDep) -> PlainTextResponse:
+    """Prometheus text format: request counts and durations (5xx included). Photos, faces and jobs by
+    state, across every owner, only with `Authorization: Bearer <SHOEBOX_METRICS_TOKEN>`; without a
+    configured token nobody gets them."""
+    token = settings.metrics_token
+    if token:
+        sent = request.headers.get("authorization", "")
+        if not secrets.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            raise Unauthorized("send the metrics token as `Authorization: Bearer <token>`")
+    return PlainTextResponse(
+        metrics.render(db, include_library=bool(token)), media_type="text/plain; version=0.0.4"
+    )

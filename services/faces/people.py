@@ -4,13 +4,18 @@ import re
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, Invalid
 from core.events import photos_changed
 from core.pagination import decode_cursor, encode_cursor
-from db.models import Face, Person
+from db.base import new_id
+from db.models import Face, Person, person_name_key
 from db.owned import get_owned
+from db.types import utcnow
 from services.jobs.service import ensure_queued_job
 
 
@@ -27,20 +32,38 @@ def get_person(db: Session, *, owner_id: str, person_id: str) -> Person:
 
 def find_by_name(db: Session, *, owner_id: str, name: str) -> Person | None:
     # Names are matched case-insensitively so "alice" and "Alice" are one person.
-    return db.scalar(
-        select(Person).where(
-            Person.owner_id == owner_id, func.lower(Person.name) == clean_person_name(name).lower()
+    key = person_name_key(clean_person_name(name))
+    return db.scalar(select(Person).where(Person.owner_id == owner_id, Person.name_key == key))
+
+
+def _insert_if_new(db: Session, owner_id: str, name: str) -> bool:
+    """One INSERT ... ON CONFLICT DO NOTHING on the name key: concurrent requests for one name
+    (in any letter case) make one person, and nobody gets an integrity error."""
+    insert = sqlite_insert if db.get_bind().dialect.name == "sqlite" else postgresql_insert
+    now = utcnow()
+    # RETURNING rather than rowcount: drivers disagree on the rowcount of a skipped insert.
+    inserted = db.scalar(
+        insert(Person)
+        .values(
+            id=new_id(),
+            owner_id=owner_id,
+            name=name,
+            name_key=person_name_key(name),
+            created_at=now,
+            updated_at=now,
         )
+        .on_conflict_do_nothing(index_elements=["owner_id", "name_key"])
+        .returning(Person.id)
     )
+    return inserted is not None
 
 
 def _new_person(db: Session, *, owner_id: str, name: str) -> Person:
     name = clean_person_name(name)
-    if find_by_name(db, owner_id=owner_id, name=name) is not None:
+    if not _insert_if_new(db, owner_id, name):
         raise Conflict(f"a person named {name!r} already exists")
-    person = Person(owner_id=owner_id, name=name)
-    db.add(person)
-    db.flush()
+    person = find_by_name(db, owner_id=owner_id, name=name)
+    assert person is not None
     return person
 
 
@@ -51,7 +74,13 @@ def create_person(db: Session, *, owner_id: str, name: str) -> Person:
 
 
 def get_or_create_by_name(db: Session, *, owner_id: str, name: str) -> Person:
-    return find_by_name(db, owner_id=owner_id, name=name) or _new_person(db, owner_id=owner_id, name=name)
+    name = clean_person_name(name)
+    person = find_by_name(db, owner_id=owner_id, name=name)
+    if person is None:
+        _insert_if_new(db, owner_id, name)
+        person = find_by_name(db, owner_id=owner_id, name=name)
+        assert person is not None  # inserted now, or by the concurrent request that won
+    return person
 
 
 def rename_person(db: Session, *, owner_id: str, person_id: str, name: str) -> Person:
@@ -61,6 +90,11 @@ def rename_person(db: Session, *, owner_id: str, person_id: str, name: str) -> P
     if other is not None and other.id != person.id:
         raise Conflict(f"a person named {name!r} already exists: merge them instead")
     person.name = name
+    try:
+        db.flush()
+    except IntegrityError as exc:  # a concurrent request took the name first
+        db.rollback()
+        raise Conflict(f"a person named {name!r} already exists: merge them instead") from exc
     photos_changed(db, owner_id, _photo_ids_of([person.id], db))
     db.commit()
     return person
@@ -122,16 +156,18 @@ def list_people(
     db: Session, *, owner_id: str, limit: int, cursor: str | None = None
 ) -> tuple[list[Person], str | None]:
     """People by name (case-insensitive), keyset-paged."""
-    key = func.lower(Person.name)
+    # The stored key, not SQL lower(): SQLite's lower() folds ASCII only, so a cursor computed in
+    # Python would not match it for "Émile".
+    key = Person.name_key
     query = select(Person).where(Person.owner_id == owner_id)
     if cursor:
-        last_name, last_id = decode_cursor(cursor, 2)
+        last_name, last_id = decode_cursor(cursor, (str, str))
         query = query.where(or_(key > last_name, and_(key == last_name, Person.id > last_id)))
     rows = list(db.scalars(query.order_by(key, Person.id).limit(limit + 1)))
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]
-    return rows[:limit], encode_cursor([last.name.lower(), last.id])
+    return rows[:limit], encode_cursor([last.name_key, last.id])
 
 
 def people_stats(db: Session, person_ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -133,15 +133,8 @@ def list_faces(
         key = Face.created_at
     query = query.add_columns(key.label("sort_key"))
     if cursor:
-        raw, last_id = decode_cursor(cursor, 2)
-        try:
-            bound: Any = (
-                literal(datetime.fromisoformat(raw), type_=Face.created_at.type)
-                if order == "created"
-                else float(raw)
-            )
-        except (TypeError, ValueError) as exc:
-            raise Invalid("cursor is malformed", errors=[{"field": "cursor"}]) from exc
+        raw, last_id = decode_cursor(cursor, (datetime if order == "created" else float, str))
+        bound: Any = literal(raw, type_=Face.created_at.type) if order == "created" else raw
         query = query.where(or_(key > bound, and_(key == bound, Face.id > last_id)))
     rows = db.execute(query.order_by(key.asc(), Face.id.asc()).limit(limit + 1)).all()
     faces = [row[0] for row in rows[:limit]]

@@ -3,6 +3,11 @@
 A job is a list of work items (photo ids) and a position. Workers commit progress after every
 batch, so a job interrupted by a crash or restart is requeued and resumes where it stopped.
 Any number of processes may run workers against one database: the claim is a conditional UPDATE.
+
+Crash recovery: a worker's heartbeat thread touches its jobs every few seconds; a running job left
+untouched for `job_stale_seconds` is requeued by any worker. Every claim carries a fresh token, and
+each commit made on the job's behalf first touches the job row under that token (a fence), so a
+worker that was paused or cut off and lost its claim cannot write its batch afterwards.
 """
 
 import logging
@@ -12,11 +17,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import and_, literal, or_, select, update
+from sqlalchemy import ColumnElement, and_, event, literal, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Executable
@@ -33,9 +38,14 @@ from services.inference.models import ModelSet
 log = logging.getLogger(__name__)
 
 ACTIVE_STATES = ("queued", "running")
-# A running job whose worker has not reported for this long is taken to be orphaned.
-STALE_AFTER = timedelta(seconds=120)
+# A running job whose worker has not reported for this long is taken to be orphaned (the default
+# of Settings.job_stale_seconds; workers heartbeat every job_heartbeat_seconds).
+STALE_AFTER = timedelta(seconds=12)
 MAX_ERRORS_KEPT = 200
+
+
+class LostClaim(Exception):
+    """The job was requeued or claimed by another worker: this worker's writes are refused."""
 
 
 @dataclass
@@ -145,11 +155,7 @@ def list_jobs(
     if state:
         query = query.where(Job.state == state)
     if cursor:
-        raw_created, last_id = decode_cursor(cursor, 2)
-        try:
-            created = datetime.fromisoformat(str(raw_created))
-        except ValueError as exc:
-            raise Invalid("cursor is malformed", errors=[{"field": "cursor"}]) from exc
+        created, last_id = decode_cursor(cursor, (datetime, str))
         bound = literal(created, type_=Job.created_at.type)
         query = query.where(or_(Job.created_at < bound, and_(Job.created_at == bound, Job.id < last_id)))
     rows = list(db.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
@@ -188,14 +194,89 @@ def requeue_stale_jobs(db: Session, *, stale_after: timedelta = STALE_AFTER) -> 
         db,
         update(Job)
         .where(Job.state == "running", Job.heartbeat_at < cutoff)
-        .values(state="queued", worker_id=None)
+        .values(state="queued", worker_id=None, claim_token=None)
         .execution_options(synchronize_session=False),
     )
     return result
 
 
+def requeue_jobs_of_dead_local_workers(db: Session, *, own_prefix: str) -> int:
+    """At start-up: running jobs held by workers of this host whose process is gone go back to the
+    queue at once, without waiting for their heartbeat to go stale (a restart reclaims its work).
+    Worker ids are `host:pid:nonce`; a live pid with another nonce is this pid reused (containers)."""
+    host, pid, _nonce = own_prefix.split(":", 2)
+    running = db.execute(
+        select(Job.id, Job.worker_id).where(Job.state == "running", Job.worker_id.like(f"{host}:%"))
+    ).all()
+    dead = [
+        job_id
+        for job_id, worker_id in running
+        if worker_id and not _local_worker_alive(worker_id, own_prefix=own_prefix, own_pid=pid)
+    ]
+    if not dead:
+        return 0
+    return _rows_changed(
+        db,
+        update(Job)
+        .where(Job.id.in_(dead), Job.state == "running")
+        .values(state="queued", worker_id=None, claim_token=None)
+        .execution_options(synchronize_session=False),
+    )
+
+
+def _local_worker_alive(worker_id: str, *, own_prefix: str, own_pid: str) -> bool:
+    parts = worker_id.split(":")
+    if len(parts) < 3 or not parts[1].isdigit():
+        return True  # not one of ours: leave it to the heartbeat
+    if parts[1] == own_pid:
+        return worker_id.startswith(own_prefix + ":")
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _claim_condition(job_id: str, worker_id: str, claim_token: str | None) -> ColumnElement[bool]:
+    token = Job.claim_token.is_(None) if claim_token is None else Job.claim_token == claim_token
+    return (Job.id == job_id) & (Job.worker_id == worker_id) & token
+
+
+def touch_claim(db: Session, *, job_id: str, worker_id: str, claim_token: str | None) -> bool:
+    """Heartbeat under the claim; False when the claim is gone (requeued or taken over)."""
+    touched = _rows_changed(
+        db,
+        update(Job)
+        .where(_claim_condition(job_id, worker_id, claim_token))
+        .values(heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False),
+    )
+    return touched == 1
+
+
+def fenced_sessions(
+    sessions: sessionmaker[Session], *, job_id: str, worker_id: str, claim_token: str | None
+) -> sessionmaker[Session]:
+    """Sessions whose every commit first touches the job row under this claim, or raises LostClaim.
+
+    The touch is a write in the same transaction: on PostgreSQL it row-locks the job, so a requeue
+    waits for this commit (and then sees a fresh heartbeat); on SQLite it takes the database write
+    lock. Either way the check and the batch's writes commit together or not at all.
+    """
+    fenced = sessionmaker(bind=sessions.kw.get("bind"), expire_on_commit=False)
+
+    def fence(session: Session) -> None:
+        if not touch_claim(session, job_id=job_id, worker_id=worker_id, claim_token=claim_token):
+            raise LostClaim(f"job {job_id}: the claim of {worker_id} is gone")
+
+    event.listen(fenced, "before_commit", fence)
+    return fenced
+
+
 def claim_next_job(db: Session, *, worker_id: str) -> Job | None:
-    """Atomically move the oldest queued job to running for this worker."""
+    """Atomically move the oldest queued job to running for this worker, under a fresh claim token."""
     candidates = db.scalars(
         select(Job.id).where(Job.state == "queued").order_by(Job.created_at, Job.id).limit(5)
     ).all()
@@ -205,7 +286,13 @@ def claim_next_job(db: Session, *, worker_id: str) -> Job | None:
             db,
             update(Job)
             .where(Job.id == job_id, Job.state == "queued")
-            .values(state="running", worker_id=worker_id, heartbeat_at=now, attempts=Job.attempts + 1)
+            .values(
+                state="running",
+                worker_id=worker_id,
+                claim_token=uuid.uuid4().hex,
+                heartbeat_at=now,
+                attempts=Job.attempts + 1,
+            )
             .execution_options(synchronize_session=False),
         )
         db.commit()
@@ -219,12 +306,17 @@ def claim_next_job(db: Session, *, worker_id: str) -> Job | None:
 
 
 def run_job(
-    context: JobContext, job_id: str, worker_id: str, should_stop: Callable[[], bool] = lambda: False
+    context: JobContext,
+    job_id: str,
+    worker_id: str,
+    should_stop: Callable[[], bool] = lambda: False,
+    claim_lost: Callable[[], bool] = lambda: False,
 ) -> None:
     """Process a claimed job batch by batch, committing progress after each batch.
 
     When the process is shutting down (`should_stop`), the job is handed back to the queue between
-    batches, so another process (or this one, restarted) resumes it at once.
+    batches, so another process (or this one, restarted) resumes it at once. Every commit, the
+    handler's included, is fenced by the claim the job had when this run started.
     """
     with context.sessions() as db:
         job = db.get(Job, job_id)
@@ -232,18 +324,60 @@ def run_job(
             return
         job_type = _job_types.get(job.type)
         owner_id, items, params = job.owner_id, list(job.items), dict(job.params)
-        position = job.position
+        position, claim_token = job.position, job.claim_token
         if job_type is None:
             _finish(db, job, "failed", extra_error={"item": None, "error": f"unknown job type {job.type}"})
             return
+    fenced = replace(
+        context,
+        sessions=fenced_sessions(
+            context.sessions, job_id=job_id, worker_id=worker_id, claim_token=claim_token
+        ),
+    )
+    try:
+        _run_batches(
+            fenced,
+            job_type,
+            job_id,
+            worker_id,
+            owner_id,
+            items,
+            params,
+            position,
+            should_stop,
+            claim_lost,
+            context.sessions,
+            claim_token,
+        )
+    except LostClaim:
+        log.warning("job %s: %s lost its claim; its unfinished batch is dropped", job_id, worker_id)
+
+
+def _run_batches(
+    context: JobContext,
+    job_type: JobType,
+    job_id: str,
+    worker_id: str,
+    owner_id: str,
+    items: list[str],
+    params: dict[str, Any],
+    position: int,
+    should_stop: Callable[[], bool],
+    claim_lost: Callable[[], bool],
+    unfenced_sessions: sessionmaker[Session],
+    claim_token: str | None,
+) -> None:
     batch_size = max(1, job_type.batch_size(context.settings))
     while position < len(items):
+        if claim_lost():
+            raise LostClaim(job_id)
         if should_stop():
-            with context.sessions() as db:
+            # Unfenced: this write gives the claim up itself, under the same claim condition.
+            with unfenced_sessions() as db:
                 db.execute(
                     update(Job)
-                    .where(Job.id == job_id, Job.state == "running", Job.worker_id == worker_id)
-                    .values(state="queued", worker_id=None)
+                    .where(_claim_condition(job_id, worker_id, claim_token), Job.state == "running")
+                    .values(state="queued", worker_id=None, claim_token=None)
                 )
                 db.commit()
             log.info("job %s handed back to the queue at %d/%d", job_id, position, len(items))
@@ -251,6 +385,8 @@ def run_job(
         batch = items[position : position + batch_size]
         try:
             errors = job_type.handler(context, owner_id, batch, params)
+        except LostClaim:
+            raise
         except Exception as exc:  # a handler bug fails the batch, not the worker
             log.exception("job %s batch at %d failed", job_id, position)
             errors = {item: f"{type(exc).__name__}: {exc}" for item in batch}
@@ -273,6 +409,8 @@ def run_job(
     if job_type.on_finished is not None:
         try:
             job_type.on_finished(context, owner_id, params)
+        except LostClaim:
+            raise
         except Exception as exc:
             log.exception("job %s finishing step failed", job_id)
             with context.sessions() as db:
@@ -298,8 +436,16 @@ def _finish(db: Session, job: Job, state: str, extra_error: dict[str, Any] | Non
     log.info("job %s %s: %d done, %d failed", job.id, state, job.done, job.failed)
 
 
+@dataclass
+class _HeldClaim:
+    worker_id: str
+    claim_token: str | None
+    lost: threading.Event = field(default_factory=threading.Event)
+
+
 class JobRunner:
-    """In-process worker threads polling the database for queued jobs."""
+    """In-process worker threads polling the database for queued jobs, plus one heartbeat thread
+    that keeps their claims alive while a long batch runs."""
 
     def __init__(
         self,
@@ -315,9 +461,13 @@ class JobRunner:
         self._last_maintenance = 0.0
         self.workers = workers
         self.poll_seconds = poll_seconds
+        self.heartbeat_seconds = context.settings.job_heartbeat_seconds
+        self.stale_after = timedelta(seconds=context.settings.job_stale_seconds)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._held: dict[str, _HeldClaim] = {}
+        self._held_lock = threading.Lock()
         self.worker_prefix = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     def start(self) -> None:
@@ -325,10 +475,14 @@ class JobRunner:
         self._stop.clear()
         self._threads = []
         with self.context.sessions() as db:
-            requeued = requeue_stale_jobs(db)
+            reclaimed = requeue_jobs_of_dead_local_workers(db, own_prefix=self.worker_prefix)
+            requeued = requeue_stale_jobs(db, stale_after=self.stale_after)
             db.commit()
-        if requeued:
-            log.info("requeued %d orphaned jobs", requeued)
+        if reclaimed or requeued:
+            log.info("requeued %d jobs of dead local workers and %d orphaned jobs", reclaimed, requeued)
+        heartbeat = threading.Thread(target=self._heartbeat_loop, name="job-heartbeat", daemon=True)
+        heartbeat.start()
+        self._threads.append(heartbeat)
         for index in range(self.workers):
             thread = threading.Thread(target=self._loop, args=(f"{self.worker_prefix}:{index}",), daemon=True)
             thread.start()
@@ -356,6 +510,23 @@ class JobRunner:
             except Exception:
                 log.exception("maintenance task %s failed", getattr(task, "__name__", task))
 
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(self.heartbeat_seconds):
+            with self._held_lock:
+                held = list(self._held.items())
+            for job_id, claim in held:
+                try:
+                    with self.context.sessions() as db:
+                        alive = touch_claim(
+                            db, job_id=job_id, worker_id=claim.worker_id, claim_token=claim.claim_token
+                        )
+                        db.commit()
+                except Exception:
+                    log.exception("heartbeat of job %s failed", job_id)
+                    continue
+                if not alive:
+                    claim.lost.set()
+
     def _loop(self, worker_id: str) -> None:
         first_worker = worker_id.endswith(":0")
         while not self._stop.is_set():
@@ -363,12 +534,26 @@ class JobRunner:
                 self._run_maintenance()
             try:
                 with self.context.sessions() as db:
-                    requeue_stale_jobs(db)
+                    requeue_stale_jobs(db, stale_after=self.stale_after)
                     db.commit()
                     job = claim_next_job(db, worker_id=worker_id)
-                    job_id = job.id if job else None
-                if job_id is not None:
-                    run_job(self.context, job_id, worker_id, should_stop=self._stop.is_set)
+                    claimed = (job.id, job.claim_token) if job else None
+                if claimed is not None:
+                    job_id, claim_token = claimed
+                    claim = _HeldClaim(worker_id=worker_id, claim_token=claim_token)
+                    with self._held_lock:
+                        self._held[job_id] = claim
+                    try:
+                        run_job(
+                            self.context,
+                            job_id,
+                            worker_id,
+                            should_stop=self._stop.is_set,
+                            claim_lost=claim.lost.is_set,
+                        )
+                    finally:
+                        with self._held_lock:
+                            self._held.pop(job_id, None)
                     continue
             except Exception:
                 log.exception("job worker %s error", worker_id)

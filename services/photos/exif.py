@@ -30,6 +30,8 @@ PIL_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "TIFF", "GIF", "HEIF", "A
 _TAG_MAKE = ExifTags.Base.Make
 _TAG_MODEL = ExifTags.Base.Model
 _TAG_ORIENTATION = ExifTags.Base.Orientation
+# Photo.camera_make and camera_model are String(200): longer EXIF text is cut, not refused.
+CAMERA_TEXT_MAX_LENGTH = 200
 _TAG_DATETIME = ExifTags.Base.DateTime
 _TAG_DATETIME_ORIGINAL = ExifTags.Base.DateTimeOriginal
 _TAG_DATETIME_DIGITIZED = ExifTags.Base.DateTimeDigitized
@@ -110,8 +112,8 @@ def exif_from_image(im: Image.Image) -> ExifData:
         taken_at_source=source,
         taken_at_offset=offset,
         gps=_gps(gps_ifd),
-        make=_text(ifd0.get(_TAG_MAKE)),
-        model=_text(ifd0.get(_TAG_MODEL)),
+        make=_text(ifd0.get(_TAG_MAKE), CAMERA_TEXT_MAX_LENGTH),
+        model=_text(ifd0.get(_TAG_MODEL), CAMERA_TEXT_MAX_LENGTH),
         # HEIF: libheif applies the container's rotation/mirror (irot/imir, authoritative there) and
         # pillow-heif resets the EXIF tag to 1, so the decoded picture is the stored one, upright.
         orientation=parse_orientation(ifd0.get(_TAG_ORIENTATION)),
@@ -149,8 +151,9 @@ def _safe_ifd(exif: Image.Exif, ifd: int) -> dict[int, Any]:
         return {}
 
 
-def _text(value: Any) -> str | None:
-    """An EXIF ASCII value as clean text: cut at the first NUL (C string), trimmed, None if empty."""
+def _text(value: Any, max_length: int | None = None) -> str | None:
+    """An EXIF ASCII value as clean text: cut at the first NUL (C string), trimmed, at most
+    `max_length` characters, None if empty."""
     if isinstance(value, tuple | list) and len(value) == 1:
         value = value[0]
     if isinstance(value, bytes):
@@ -159,6 +162,8 @@ def _text(value: Any) -> str | None:
         return None
     value = value.split("\x00", 1)[0]
     value = "".join(ch for ch in value if ch.isprintable()).strip()
+    if max_length is not None:
+        value = value[:max_length].rstrip()
     return value or None
 
 
@@ -243,8 +248,8 @@ def _coordinate(value: Any, ref: Any, positive: str, negative: str, limit: float
     parts = value if isinstance(value, tuple | list) else (value,)
     if not 1 <= len(parts) <= 3:
         return None
-    numbers = [_number(part) for part in parts]
-    if any(n is None for n in numbers):
+    numbers = [n for n in (_number(part) for part in parts) if n is not None]
+    if len(numbers) != len(parts):
         return None
     degrees = sum(n / 60**i for i, n in enumerate(numbers))
     ref_text = (_text(ref) or "").upper()[:1]

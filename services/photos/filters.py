@@ -15,6 +15,8 @@ from pydantic_core import PydanticCustomError
 # Longest list a filter takes: enough for any real selection, small enough that a query with it
 # stays one cheap indexed statement.
 MAX_FILTER_VALUES = 100
+# Tag names are at most 100 characters and ids 36: a longer value can match nothing.
+MAX_FILTER_VALUE_LENGTH = 100
 
 
 class PhotoFilters(BaseModel):
@@ -48,6 +50,18 @@ class PhotoFilters(BaseModel):
         if not isinstance(items, list):
             return value
         return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+    @field_validator("tags", "any_tags", "people")
+    @classmethod
+    def _short_values(cls, values: list[str]) -> list[str]:
+        # After the split: a length constraint on the items would be checked on "a,b,c" as a whole.
+        if any(len(value) > MAX_FILTER_VALUE_LENGTH for value in values):
+            raise PydanticCustomError(
+                "filters",
+                "a filter value has at most {limit} characters",
+                {"limit": MAX_FILTER_VALUE_LENGTH},
+            )
+        return values
 
     @model_validator(mode="after")
     def _consistent(self) -> PhotoFilters:

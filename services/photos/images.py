@@ -163,13 +163,22 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
                     f"The image is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels); "
                     f"the limit is {max_pixels / 1e6:.1f} megapixels."
                 )
-            # Before load(): Pillow's TIFF decoder consumes the Orientation tag while loading.
-            exif = exif_from_image(im)
+            exif: ExifData | None = None
+            if content_type == "image/tiff":
+                # Pillow's TIFF decoder consumes the Orientation tag while loading, so its EXIF is read
+                # first, on a handle of its own: this one must not be loaded by anything but load().
+                with _open(data, content_type) as metadata_handle:
+                    exif = exif_from_image(metadata_handle)
             if content_type == "image/jpeg":
                 # Decoding at 1/8 scale still parses every byte of entropy-coded data, so
                 # truncation and corruption are caught at a fraction of the full decode cost.
                 im.draft(None, (1, 1))
+            # The full decode comes before any EXIF read on this handle: reading a PNG's EXIF decodes
+            # the image, swallows a decoder error and marks the image loaded, which made this
+            # check a no-op and let damaged files in.
             im.load()
+            if exif is None:
+                exif = exif_from_image(im)
             mode = im.mode
             pil_format = im.format or _PIL_FORMAT[content_type]
             remaining = _pending_orientation(im)

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 from sqlalchemy.orm import Session
 
-from core.errors import Invalid, NotFound
+from core.errors import NotFound
 from core.pagination import decode_cursor, encode_cursor
 from core.storage import BlobStore
 from db.models import Photo
@@ -161,9 +161,7 @@ def duplicate_groups(
     """Groups of near-duplicates, biggest first; each group's photos best shot first."""
     after: tuple[int, str] | None = None
     if cursor:
-        size, first_id = decode_cursor(cursor, 2)
-        if not isinstance(size, int) or not isinstance(first_id, str):
-            raise Invalid("cursor is malformed", errors=[{"field": "cursor"}])
+        size, first_id = decode_cursor(cursor, (int, str))
         after = (size, first_id)
     results: list[DuplicateGroup] = []
     last_key: tuple[int, str] | None = None

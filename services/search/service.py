@@ -137,20 +137,18 @@ def _keyset_after(cursor: str | None) -> tuple[float, str] | None:
     """Text pages continue after (score, photo id) of the last item."""
     if not cursor:
         return None
-    score, photo_id = decode_cursor(cursor, 2)
-    if not isinstance(score, int | float) or not isinstance(photo_id, str):
-        raise Invalid("cursor is malformed or belongs to another search", errors=[{"field": "cursor"}])
-    return float(score), photo_id
+    score, photo_id = decode_cursor(cursor, (float, str))
+    return score, photo_id
 
 
 def _offset_after(cursor: str | None) -> int | None:
     """Image pages continue at a position of the ranking (its windows are exact only within)."""
     if not cursor:
         return None
-    marker, position = decode_cursor(cursor, 2)
-    if marker != "o" or not isinstance(position, int) or position < 0:
+    marker, position = decode_cursor(cursor, (str, int))
+    if marker != "o":
         raise Invalid("cursor is malformed or belongs to another search", errors=[{"field": "cursor"}])
-    return position
+    return int(position)
 
 
 def _page(

@@ -6,13 +6,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.errors import Invalid, NotFound
 from core.events import photos_changed
 from core.pagination import decode_cursor, encode_cursor
+from db.base import new_id
 from db.enums import TagKind, TagState
 from db.models import Photo, PhotoTag
+from db.types import utcnow
 from services.photos.service import get_photo
 
 MAX_TAG_LENGTH = 100
@@ -101,11 +105,13 @@ def replace_model_tags(db: Session, *, photo: Photo, tags: Iterable[ModelTag], m
 def add_user_tag(db: Session, *, owner_id: str, photo_id: str, name: str) -> PhotoTag:
     photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
     name = normalise_tag_name(name)
-    tag = db.scalar(
-        select(PhotoTag).where(PhotoTag.photo_id == photo.id, PhotoTag.kind == "user", PhotoTag.name == name)
-    )
-    if tag is None:
-        tag = PhotoTag(
+    # ON CONFLICT DO NOTHING: adding a tag is idempotent, also for concurrent identical requests.
+    insert = sqlite_insert if db.get_bind().dialect.name == "sqlite" else postgresql_insert
+    now = utcnow()
+    db.execute(
+        insert(PhotoTag)
+        .values(
+            id=new_id(),
             photo_id=photo.id,
             owner_id=owner_id,
             name=name,
@@ -113,8 +119,14 @@ def add_user_tag(db: Session, *, owner_id: str, photo_id: str, name: str) -> Pho
             confidence=None,
             source="user",
             state="confirmed",
+            created_at=now,
+            updated_at=now,
         )
-        db.add(tag)
+        .on_conflict_do_nothing(index_elements=["photo_id", "kind", "name"])
+    )
+    tag = db.scalars(
+        select(PhotoTag).where(PhotoTag.photo_id == photo.id, PhotoTag.kind == "user", PhotoTag.name == name)
+    ).one()
     photos_changed(db, owner_id, [photo.id])
     db.commit()
     return tag
@@ -184,9 +196,7 @@ def review_queue(
     if kind:
         query = query.where(PhotoTag.kind == kind)
     if cursor:
-        confidence, last_id = decode_cursor(cursor, 2)
-        if not isinstance(confidence, int | float) or not isinstance(last_id, str):
-            raise Invalid("cursor is malformed", errors=[{"field": "cursor"}])
+        confidence, last_id = decode_cursor(cursor, (float, str))
         query = query.where(
             (PhotoTag.confidence > confidence)
             | ((PhotoTag.confidence == confidence) & (PhotoTag.id > last_id))

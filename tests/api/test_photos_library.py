@@ -179,4 +179,12 @@ def test_metrics_count_requests_and_photos(client: TestClient, library) -> None:
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     text = response.text
     assert 'shoebox_http_requests_total{method="GET",route="/v1/photos",status="200"}' in text
+    # Library figures span every owner: only a scraper holding SHOEBOX_METRICS_TOKEN sees them.
+    assert "shoebox_photos{" not in text
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    client.app.state.settings = settings.model_copy(update={"metrics_token": "scrape"})  # type: ignore[attr-defined]
+    try:
+        text = client.get("/metrics", headers={"Authorization": "Bearer scrape"}).text
+    finally:
+        client.app.state.settings = settings  # type: ignore[attr-defined]
     assert "shoebox_photos{" in text and "shoebox_jobs{" in text
