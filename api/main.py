@@ -15,6 +15,7 @@ import services.faces.service as faces
 import services.photos.integrity as integrity
 from api import metrics
 from api.errors import install_error_handlers
+from api.openapi import install_openapi
 from api.routers import ALL_ROUTERS
 from core.config import Settings, get_settings
 from core.storage import BlobStore
@@ -110,4 +111,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in ALL_ROUTERS:
         app.include_router(router)
+    install_openapi(app)
     return app

@@ -1,8 +1,27 @@
 """Shapes shared by every domain: problems and pages."""
 
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ProblemError(BaseModel):
+    """One detail of a problem: a field that is wrong, a file that was rejected, an id that was not
+    found. Which keys are present depends on the problem; every one is optional."""
+
+    # A rejected file's item is itself a problem (type, title, status, detail) plus its filename.
+    model_config = ConfigDict(extra="allow")
+
+    field: str | None = Field(default=None, description="the request field, dotted for nested ones")
+    location: str | None = Field(default=None, description="body, query, path or header")
+    message: str | None = None
+    filename: str | None = Field(default=None, description="the uploaded file this item is about")
+    photo_id: str | None = None
+    face_id: str | None = None
+    type: str | None = None
+    title: str | None = None
+    status: int | None = None
+    detail: str | None = None
 
 
 class Problem(BaseModel):
@@ -14,7 +33,14 @@ class Problem(BaseModel):
     detail: str
     instance: str | None = None
     request_id: str | None = None
-    errors: list[dict[str, Any]] | None = None
+    errors: list[ProblemError] | None = None
+
+
+class RequestModel(BaseModel):
+    """Base of every JSON request body: a field the API does not know is refused (422 naming it), so a
+    typo such as `photoids` never silently selects everything."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 T = TypeVar("T")

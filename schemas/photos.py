@@ -3,10 +3,10 @@
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from db.enums import AnalysisState, TagKind, TagSource, TagState, UploadStatus
-from schemas.common import Problem
+from schemas.common import Problem, RequestModel
 
 if TYPE_CHECKING:
     from services.photos.views import PhotoView as PhotoViewLike
@@ -74,7 +74,11 @@ class Photo(BaseModel):
     suggested_rotation_confidence: float | None = None
 
 
-class PhotoPatch(BaseModel):
+class PhotoPatch(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"rotation": 90, "caption": "Grandma at the beach"}]}
+    )
+
     rotation: Literal[0, 90, 180, 270] | None = None
     caption: str | None = Field(default=None, max_length=2000)
 

@@ -8,6 +8,7 @@ from fastapi.responses import FileResponse, Response
 import services.faces.service as face_service
 from api.deps import CurrentOwner, JobRunnerDep, PagingDep, SessionDep, StoreDep
 from api.errors import problem_responses
+from api.openapi import binary_content
 from db.enums import PersonSource
 from db.models import Face as FaceRow
 from schemas.common import Page
@@ -107,7 +108,10 @@ def face_clusters(
     "/v1/faces/{face_id}/thumbnail",
     name="thumbnail",
     response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}}, "description": "a square face crop"}, **PROBLEMS},
+    responses={
+        200: {"content": binary_content("image/jpeg"), "description": "a square face crop"},
+        **PROBLEMS,
+    },
 )
 def face_thumbnail(db: SessionDep, owner: CurrentOwner, store: StoreDep, face_id: str) -> Response:
     """A square JPEG crop of the face with some context, 160 px."""

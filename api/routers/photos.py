@@ -10,6 +10,7 @@ import services.analysis.service as analysis
 import services.photos.service as photo_service
 from api.deps import CurrentOwner, FiltersDep, JobRunnerDep, PagingDep, SessionDep, SettingsDep, StoreDep
 from api.errors import problem_from_error, problem_responses
+from api.openapi import binary_content
 from schemas.common import Page, Problem
 from schemas.photos import ObjectDetection, Photo, PhotoPatch, UploadResponse, UploadResult, photo_from_view
 from services.photos.service import PhotoSort
@@ -24,6 +25,17 @@ class ThumbnailSize(IntEnum):
 
 
 PROBLEMS = problem_responses({404: "no such photo for this owner"})
+# What an upload may be stored as (sniffed from its bytes); the original answers with its own type.
+IMAGE_MEDIA_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/tiff",
+    "image/heic",
+    "image/heif",
+    "image/gif",
+    "image/avif",
+)
 
 
 @router.post(
@@ -127,7 +139,11 @@ def _not_modified(request: Request, etag: str) -> bool:
     "/{photo_id}/original",
     name="original",
     response_class=FileResponse,
-    responses={200: {"content": {"image/*": {}}, "description": "the original bytes"}, **PROBLEMS},
+    responses={
+        200: {"content": binary_content(*IMAGE_MEDIA_TYPES), "description": "the original bytes"},
+        304: {"description": "not modified (If-None-Match)"},
+        **PROBLEMS,
+    },
 )
 def get_original(
     request: Request, db: SessionDep, owner: CurrentOwner, store: StoreDep, photo_id: str
@@ -149,7 +165,11 @@ def get_original(
     "/{photo_id}/thumbnail",
     name="thumbnail",
     response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}}, "description": "a JPEG thumbnail"}, **PROBLEMS},
+    responses={
+        200: {"content": binary_content("image/jpeg"), "description": "a JPEG thumbnail"},
+        304: {"description": "not modified (If-None-Match)"},
+        **PROBLEMS,
+    },
 )
 def get_thumbnail(
     request: Request,
@@ -175,7 +195,11 @@ def get_thumbnail(
     "/{photo_id}/enhanced",
     name="enhanced",
     response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}}, "description": "the enhanced JPEG"}, **PROBLEMS},
+    responses={
+        200: {"content": binary_content("image/jpeg"), "description": "the enhanced JPEG"},
+        304: {"description": "not modified (If-None-Match)"},
+        **PROBLEMS,
+    },
 )
 def get_enhanced(
     request: Request,
