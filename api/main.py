@@ -6,7 +6,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 import services.analysis.service as analysis
@@ -15,9 +16,11 @@ import services.faces.service as faces
 import services.photos.integrity as integrity
 from api import metrics
 from api.errors import install_error_handlers
+from api.http import HeadAsGet, http_contract
 from api.openapi import install_openapi
 from api.routers import ALL_ROUTERS
 from core.config import Settings, get_settings
+from core.signing import UrlSigner, load_or_create_secret
 from core.storage import BlobStore
 from db.session import get_engine, session_factory, session_scope, upgrade_schema
 from services.inference.models import ModelSet, check_manifest
@@ -52,6 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = get_engine(settings.database_url)
         app.state.sessions = session_factory(engine)
         app.state.store = BlobStore(settings.blob_root, settings.data_dir / "cache")
+        app.state.signer = UrlSigner(
+            load_or_create_secret(settings.data_dir, settings.url_secret), settings.signed_url_seconds
+        )
         if settings.bootstrap_key:
             with session_scope(app.state.sessions) as db:
                 ensure_bootstrap_owner(db, key=settings.bootstrap_key)
@@ -81,10 +87,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Self-hosted photo-ML backend: tags, people, search, quality and metadata export.",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        dependencies=[Depends(http_contract)],
     )
     app.state.settings = settings
     app.state.models = ModelSet(settings)
     install_error_handlers(app)
+    if settings.cors_origins:
+        # Listed origins only: credentials (the session cookie) are allowed, so never a wildcard.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-None-Match",
+                "If-Modified-Since",
+                "X-Request-ID",
+            ],
+            expose_headers=["ETag", "Last-Modified", "Content-Disposition", "X-Request-ID", "Location"],
+            max_age=600,
+        )
 
     @app.middleware("http")
     async def request_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -109,6 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return response
 
+    # Outermost, so the request log, CORS and every route see a HEAD as the GET it stands for.
+    app.add_middleware(HeadAsGet)
     for router in ALL_ROUTERS:
         app.include_router(router)
     install_openapi(app)

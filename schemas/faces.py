@@ -25,6 +25,9 @@ class Face(BaseModel):
     )
     person_confidence: float | None
     recognisable: bool = Field(description="false: too small or blurred to recognise; not used for training")
+    thumbnail_url: str | None = Field(
+        default=None, description="signed, short-lived URL of the face crop: works in <img src> without a key"
+    )
 
 
 class FaceLabel(RequestModel):

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.signing import signed_url
 from db.enums import AnalysisState, TagKind, TagSource, TagState, UploadStatus
 from schemas.common import Problem, RequestModel
 
@@ -72,6 +73,14 @@ class Photo(BaseModel):
         "photo upright, as suggested by the analysis; apply it with PATCH rotation",
     )
     suggested_rotation_confidence: float | None = None
+    thumbnail_url: str | None = Field(
+        default=None,
+        description="signed, short-lived URL of the 256 px thumbnail: works in <img src> without a key",
+    )
+    original_url: str | None = Field(default=None, description="signed, short-lived URL of the original")
+    enhanced_url: str | None = Field(
+        default=None, description="signed, short-lived URL of the low-light enhanced derivative"
+    )
 
 
 class PhotoPatch(RequestModel):
@@ -130,6 +139,9 @@ def photo_from_view(view: "PhotoViewLike") -> Photo:
         else None,
         suggested_rotation=row.suggested_rotation,
         suggested_rotation_confidence=row.suggested_rotation_confidence,
+        thumbnail_url=signed_url(f"/v1/photos/{row.id}/thumbnail", {"size": "256"}),
+        original_url=signed_url(f"/v1/photos/{row.id}/original"),
+        enhanced_url=signed_url(f"/v1/photos/{row.id}/enhanced", {"mode": "low_light"}),
     )
 
 

@@ -9,6 +9,7 @@ import services.faces.service as face_service
 from api.deps import CurrentOwner, JobRunnerDep, PagingDep, SessionDep, StoreDep
 from api.errors import problem_responses
 from api.openapi import binary_content
+from core.signing import signed_url
 from db.enums import PersonSource
 from db.models import Face as FaceRow
 from schemas.common import Page
@@ -36,6 +37,7 @@ def face_out(face: FaceRow, names: dict[str, str]) -> Face:
         person_source=PersonSource(face.person_source) if face.person_source else None,
         person_confidence=face.person_confidence,
         recognisable=face.recognisable,
+        thumbnail_url=signed_url(f"/v1/faces/{face.id}/thumbnail"),
     )
 
 

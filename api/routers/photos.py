@@ -1,7 +1,9 @@
 """Photos: upload, list, get, patch, delete, original, thumbnail."""
 
+from datetime import UTC, datetime
 from enum import IntEnum
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse, JSONResponse
@@ -10,6 +12,7 @@ import services.analysis.service as analysis
 import services.photos.service as photo_service
 from api.deps import CurrentOwner, FiltersDep, JobRunnerDep, PagingDep, SessionDep, SettingsDep, StoreDep
 from api.errors import problem_from_error, problem_responses
+from api.http import http_date, not_modified
 from api.openapi import binary_content
 from schemas.common import Page, Problem
 from schemas.photos import ObjectDetection, Photo, PhotoPatch, UploadResponse, UploadResult, photo_from_view
@@ -130,9 +133,13 @@ def list_detections(db: SessionDep, owner: CurrentOwner, photo_id: str) -> Page[
     return Page[ObjectDetection](items=items, next_cursor=None)
 
 
-def _not_modified(request: Request, etag: str) -> bool:
-    candidates = [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]
-    return etag in candidates or "*" in candidates
+def _file_response(request: Request, path: Path, media_type: str, etag: str, **options: Any) -> Response:
+    """The file, or 304 when the client's copy is current (If-None-Match, else If-Modified-Since)."""
+    last_modified = options.pop("last_modified", None) or datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    headers = {"ETag": etag, "Last-Modified": http_date(last_modified), **options.pop("headers", {})}
+    if not_modified(request, etag, last_modified):
+        return Response(status_code=304, headers=headers)
+    return FileResponse(path, media_type=media_type, headers=headers, **options)
 
 
 @router.get(
@@ -150,14 +157,14 @@ def get_original(
 ) -> Response:
     """The uploaded bytes, untouched."""
     row = photo_service.get_photo(db, owner_id=owner, photo_id=photo_id)
-    etag = f'"{row.sha256}"'
-    if _not_modified(request, etag):
-        return Response(status_code=304, headers={"ETag": etag})
-    return FileResponse(
+    return _file_response(
+        request,
         photo_service.original_path(store, row),
-        media_type=row.content_type,
+        row.content_type,
+        f'"{row.sha256}"',
         filename=row.filename,
-        headers={"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"},
+        last_modified=row.uploaded_at,
+        headers={"Cache-Control": "private, max-age=31536000, immutable"},
     )
 
 
@@ -181,13 +188,12 @@ def get_thumbnail(
 ) -> Response:
     """A JPEG thumbnail with orientation and the user's rotation applied; long side at most `size`."""
     row = photo_service.get_photo(db, owner_id=owner, photo_id=photo_id)
-    etag = f'"{row.sha256}-{int(size)}-{row.rotation}"'
-    if _not_modified(request, etag):
-        return Response(status_code=304, headers={"ETag": etag})
-    return FileResponse(
+    return _file_response(
+        request,
         photo_service.thumbnail_path(store, row, int(size)),
-        media_type="image/jpeg",
-        headers={"ETag": etag, "Cache-Control": "private, max-age=86400"},
+        "image/jpeg",
+        f'"{row.sha256}-{int(size)}-{row.rotation}"',
+        headers={"Cache-Control": "private, max-age=86400"},
     )
 
 
@@ -212,11 +218,10 @@ def get_enhanced(
     """A derived image: `low_light` brightens and clears up a dark photo, keeping colours natural.
     Made once and cached; the original is never changed."""
     row = photo_service.get_photo(db, owner_id=owner, photo_id=photo_id)
-    etag = f'"{row.sha256}-{mode}-{row.rotation}"'
-    if _not_modified(request, etag):
-        return Response(status_code=304, headers={"ETag": etag})
-    return FileResponse(
+    return _file_response(
+        request,
         photo_service.enhanced_path(store, row, mode),
-        media_type="image/jpeg",
-        headers={"ETag": etag, "Cache-Control": "private, max-age=86400"},
+        "image/jpeg",
+        f'"{row.sha256}-{mode}-{row.rotation}"',
+        headers={"Cache-Control": "private, max-age=86400"},
     )
