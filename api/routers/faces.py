@@ -15,6 +15,7 @@ from db.models import Face as FaceRow
 from schemas.common import Page
 from schemas.faces import Face, FaceCluster, FaceClusters, FaceLabel, PersonRef
 from services.faces.service import FaceOrder
+from services.photos.geometry import rotate_box, rotate_point, rotations_of
 
 router = APIRouter(tags=["faces"])
 
@@ -26,12 +27,13 @@ PROBLEMS = problem_responses(
 )
 
 
-def face_out(face: FaceRow, names: dict[str, str]) -> Face:
+def face_out(face: FaceRow, names: dict[str, str], rotation: int = 0) -> Face:
     return Face(
         id=face.id,
         photo_id=face.photo_id,
-        bbox=[face.box_x, face.box_y, face.box_w, face.box_h],
-        landmarks=face.landmarks,
+        # Shown in the frame of the thumbnails, which carry the user's rotation.
+        bbox=rotate_box([face.box_x, face.box_y, face.box_w, face.box_h], rotation),
+        landmarks=[list(rotate_point(x, y, rotation)) for x, y in face.landmarks],
         detection_score=face.detection_score,
         person=PersonRef(id=face.person_id, name=names[face.person_id]) if face.person_id else None,
         person_source=PersonSource(face.person_source) if face.person_source else None,
@@ -43,7 +45,8 @@ def face_out(face: FaceRow, names: dict[str, str]) -> Face:
 
 def faces_out(db: SessionDep, faces: list[FaceRow]) -> list[Face]:
     names = face_service.person_names(db, [f.person_id for f in faces if f.person_id])
-    return [face_out(face, names) for face in faces]
+    rotations = rotations_of(db, [f.photo_id for f in faces])
+    return [face_out(face, names, rotations.get(face.photo_id, 0)) for face in faces]
 
 
 @router.get("/v1/photos/{photo_id}/faces", name="of_photo", response_model=Page[Face], responses=PROBLEMS)

@@ -16,6 +16,7 @@ from api.http import http_date, not_modified
 from api.openapi import binary_content
 from schemas.common import Page, Problem
 from schemas.photos import ObjectDetection, Photo, PhotoPatch, UploadResponse, UploadResult, photo_from_view
+from services.photos.geometry import rotate_box
 from services.photos.service import PhotoSort
 from services.photos.views import photo_view, photo_views
 
@@ -124,9 +125,14 @@ def delete_photo(db: SessionDep, owner: CurrentOwner, store: StoreDep, photo_id:
 def list_detections(db: SessionDep, owner: CurrentOwner, photo_id: str) -> Page[ObjectDetection]:
     """Object boxes the detector found (everything kept as tag evidence), best first."""
     rows = analysis.list_detections(db, owner_id=owner, photo_id=photo_id)
+    rotation = photo_service.get_photo(db, owner_id=owner, photo_id=photo_id).rotation
     items = [
         ObjectDetection(
-            class_name=r.class_name, score=r.score, bbox=[r.box_x, r.box_y, r.box_w, r.box_h], model=r.model
+            class_name=r.class_name,
+            score=r.score,
+            # In the frame of the thumbnails, which carry the user's rotation.
+            bbox=rotate_box([r.box_x, r.box_y, r.box_w, r.box_h], rotation),
+            model=r.model,
         )
         for r in rows
     ]
