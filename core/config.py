@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     url_secret: str | None = None
     signed_url_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
     session_seconds: int = Field(default=7 * 86400, ge=300)
+    # How often an open event stream looks at the database for its owner's changes.
+    events_poll_seconds: float = Field(default=1.0, gt=0)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -101,6 +101,9 @@ class UploadResult(BaseModel):
 
 class UploadResponse(BaseModel):
     results: list[UploadResult]
+    job_id: str | None = Field(
+        default=None, description="the analysis job the new photos joined; follow it by GET /v1/jobs/{id}"
+    )
 
 
 def photo_from_view(view: "PhotoViewLike") -> Photo:

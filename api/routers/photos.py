@@ -64,7 +64,8 @@ def upload(
     files: Annotated[list[UploadFile], File(description="one or more image files")],
 ) -> Response:
     """Upload photos. Each file answers created, duplicate (with the existing photo) or rejected."""
-    outcomes = photo_service.upload_photos(db, store, settings, owner_id=owner, files=files)
+    batch = photo_service.upload_photos(db, store, settings, owner_id=owner, files=files)
+    outcomes = batch.outcomes
     results = [
         UploadResult(
             filename=outcome.filename,
@@ -77,7 +78,7 @@ def upload(
     created = any(outcome.status == "created" for outcome in outcomes)
     if created and runner is not None:
         runner.wake()
-    body = UploadResponse(results=results).model_dump(mode="json")
+    body = UploadResponse(results=results, job_id=batch.job_id).model_dump(mode="json")
     return JSONResponse(body, status_code=201 if created else 200)
 
 
