@@ -15,6 +15,7 @@ import services.exports.service as exports
 import services.faces.service as faces
 import services.photos.integrity as integrity
 from api import metrics
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.http import HeadAsGet, http_contract
 from api.openapi import install_openapi
@@ -88,6 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
         dependencies=[Depends(http_contract)],
+        # Served by install_docs with local assets instead of FastAPI's CDN links.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.models = ModelSet(settings)
@@ -138,4 +142,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ALL_ROUTERS:
         app.include_router(router)
     install_openapi(app)
+    install_docs(app)
     return app

@@ -89,3 +89,14 @@ def test_malformed_bodies_and_unknown_names(client: TestClient, owner: OwnerAuth
     assert fine.status_code == 200
     nested = client.post("/v1/exports", headers=owner.headers, json={"search": {"tagz": ["dog"]}})
     assert nested.status_code == 422 and "tagz" in nested.json()["detail"]
+
+
+def test_docs_pages_use_local_assets(client: TestClient) -> None:
+    for page, asset in [("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")]:
+        html = client.get(page)
+        assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+        assert "cdn" not in html.text.lower() and "fonts.googleapis" not in html.text
+        script = client.get(f"/docs/assets/{asset}")
+        assert script.status_code == 200 and len(script.content) > 100_000
+        assert f"/docs/assets/{asset}" in html.text
+    assert client.get("/docs/assets/swagger-ui.css").status_code == 200
