@@ -55,7 +55,8 @@ def _problem_media_type(document: dict[str, Any]) -> None:
         for operation in operations.values():
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
-                if status[0] in "45" and "application/json" in content:
+                schema = content.get("application/json", {}).get("schema", {})
+                if status[0] in "45" and schema.get("$ref") == "#/components/schemas/Problem":
                     content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
 
 

@@ -1,9 +1,9 @@
 """Photo request and response models (SPEC section 5)."""
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from core.signing import signed_url
 from db.enums import AnalysisState, TagKind, TagSource, TagState, UploadStatus
@@ -52,8 +52,15 @@ class Photo(BaseModel):
     size_bytes: int
     width: int = Field(description="stored pixel width, before orientation is applied")
     height: int = Field(description="stored pixel height, before orientation is applied")
-    taken_at: datetime | None = Field(
-        description="capture time as the camera wrote it; carries its UTC offset when the file records one"
+    # Not `format: date-time`: that demands an offset, and a camera's wall time often has none.
+    taken_at: Annotated[
+        datetime | None,
+        WithJsonSchema(
+            {"anyOf": [{"type": "string", "examples": ["2014-07-14T18:30:00+02:00"]}, {"type": "null"}]}
+        ),
+    ] = Field(
+        description="ISO 8601 capture time as the camera wrote it; carries its UTC offset when the file "
+        "records one, and none otherwise (wall time)"
     )
     taken_at_source: str | None = Field(description="EXIF field the capture time came from")
     gps: Gps | None

@@ -1,7 +1,10 @@
 """Liveness and readiness."""
 
+from typing import Literal
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from api import metrics
@@ -17,7 +20,16 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "database or models not ready"}})
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(description="per check: ok, or what is wrong")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "database or models not ready"}},
+)
 def readyz(request: Request, db: SessionDep) -> JSONResponse:
     """Ready when the database answers and every default model file is in place."""
     checks: dict[str, str] = {}
