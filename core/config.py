@@ -46,8 +46,6 @@ class Settings(BaseSettings):
     run_job_workers: bool = True
     job_poll_seconds: float = 0.5
 
-    thumbnail_sizes: tuple[int, ...] = Field(default=(256, 1024))
-
     # Browsers
     # Origins allowed to call the API from a web page, comma-separated (empty: none; same-origin only).
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
