@@ -66,21 +66,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         check_manifest()
         if settings.load_models_at_start:
             app.state.models.warm_up()
-        app.state.job_runner = None
+        # This lifespan's own runner, stopped by this lifespan: if the app is started twice (two test
+        # clients), the first runner must not be orphaned when app.state points at the second.
+        runner: JobRunner | None = None
         if settings.run_job_workers:
             context = JobContext(
                 sessions=app.state.sessions, store=app.state.store, settings=settings, models=app.state.models
             )
-            app.state.job_runner = JobRunner(
+            runner = JobRunner(
                 context, settings.job_workers, settings.job_poll_seconds, maintenance=[exports.cleanup_task]
             )
-            app.state.job_runner.start()
+            runner.start()
+        app.state.job_runner = runner
         log.info("shoebox ready: database %s, data %s", engine.url.render_as_string(), settings.data_dir)
         try:
             yield
         finally:
-            if app.state.job_runner is not None:
-                app.state.job_runner.stop()
+            if runner is not None:
+                runner.stop()
 
     app = FastAPI(
         title="Shoebox",

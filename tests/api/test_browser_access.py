@@ -1,5 +1,6 @@
 """What a browser needs: CORS for listed origins, signed image URLs for <img src>, session cookies."""
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -45,6 +46,17 @@ def uploaded(browser: TestClient) -> tuple[OwnerAuth, dict]:
     answer = browser.post("/v1/photos", headers=owner.headers, files=files)
     assert answer.status_code == 201, answer.text
     return owner, answer.json()["results"][0]["photo"]
+
+
+@contextlib.contextmanager
+def web_browser(browser: TestClient) -> Iterator[TestClient]:
+    """A fresh cookie jar on the running app: the web app's browser. Not entered as a context, which
+    would start the app's lifespan (and its job workers) a second time."""
+    web = TestClient(browser.app, raise_server_exceptions=False)
+    try:
+        yield web
+    finally:
+        web.close()
 
 
 def test_preflight_from_a_listed_origin_is_allowed_with_credentials(browser: TestClient) -> None:
@@ -163,7 +175,7 @@ def test_session_cookie_authenticates_until_signed_out(
     browser: TestClient, uploaded: tuple[OwnerAuth, dict]
 ) -> None:
     owner, photo = uploaded
-    with TestClient(browser.app) as web:  # a fresh cookie jar: the web app's browser
+    with web_browser(browser) as web:
         assert web.get("/v1/photos").status_code == 401
         created = web.post("/v1/session", json={"api_key": owner.key})
         assert created.status_code == 200, created.text
@@ -179,10 +191,10 @@ def test_session_cookie_authenticates_until_signed_out(
 
 def test_session_from_authorization_header_and_bad_keys(browser: TestClient) -> None:
     owner = new_owner(browser)
-    with TestClient(browser.app) as web:
+    with web_browser(browser) as web:
         assert web.post("/v1/session", headers=owner.headers).status_code == 200
         assert web.get("/v1/photos").status_code == 200
-    with TestClient(browser.app) as web:
+    with web_browser(browser) as web:
         refused = web.post("/v1/session", json={"api_key": "sbx_not_a_key"})
         assert refused.status_code == 401 and refused.headers["content-type"] == "application/problem+json"
         assert web.post("/v1/session").status_code == 401
@@ -194,7 +206,7 @@ def test_revoking_the_key_ends_its_sessions(browser: TestClient) -> None:
     owner = new_owner(browser)
     with session_scope(browser.app.state.sessions) as db:  # type: ignore[attr-defined]
         second = issue_key(db, owner_id=owner.id, name="web")
-    with TestClient(browser.app) as web:
+    with web_browser(browser) as web:
         assert web.post("/v1/session", json={"api_key": second.key}).status_code == 200
         assert web.get("/v1/photos").status_code == 200
         with session_scope(browser.app.state.sessions) as db:  # type: ignore[attr-defined]
