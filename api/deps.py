@@ -6,19 +6,24 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.errors import Invalid, Unauthorized
+from core.signing import SIGNATURE_PARAM, OwnerUrls, UrlSigner, current_urls
 from core.storage import BlobStore
 from services.inference.models import ModelSet
 from services.jobs.service import JobRunner
-from services.owners.service import authenticate
+from services.owners.service import authenticate, session_owner
 from services.photos.filters import PhotoFilters
 
-_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <api key>")
+SESSION_COOKIE = "shoebox_session"
+bearer_scheme = HTTPBearer(auto_error=False, description="Authorization: Bearer <api key>")
+_session_cookie = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="session cookie from POST /v1/session (web app)"
+)
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -56,12 +61,44 @@ JobRunnerDep = Annotated[JobRunner | None, Depends(get_job_runner)]
 ModelsDep = Annotated[ModelSet, Depends(get_models)]
 
 
-def get_current_owner(
-    db: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+def get_signer(request: Request) -> UrlSigner:
+    signer: UrlSigner = request.app.state.signer
+    return signer
+
+
+SignerDep = Annotated[UrlSigner, Depends(get_signer)]
+
+
+def authenticated_owner(
+    request: Request,
+    db: SessionDep,
+    signer: SignerDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    session: Annotated[str | None, Depends(_session_cookie)],
 ) -> str:
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
-    return authenticate(db, key=credentials.credentials)
+    """The owner of a request, by (in this order) an API key, a signed URL, or a session cookie."""
+    if credentials is not None:
+        if credentials.scheme.lower() != "bearer" or not credentials.credentials:
+            raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
+        return authenticate(db, key=credentials.credentials)
+    if SIGNATURE_PARAM in request.query_params:
+        # A signed URL only ever reads the bytes it was made for.
+        if request.method not in ("GET", "HEAD"):
+            raise Unauthorized("a signed URL only reads; send an API key")
+        return signer.verify(request.url.path, dict(request.query_params))
+    if session:
+        key_id = signer.session_key_id(session)
+        if key_id is None:
+            raise Unauthorized("the session cookie is invalid or expired; sign in again")
+        return session_owner(db, key_id=key_id)
+    raise Unauthorized("send an API key as `Authorization: Bearer <key>` (or sign in for a session cookie)")
+
+
+async def get_current_owner(signer: SignerDep, owner_id: Annotated[str, Depends(authenticated_owner)]) -> str:
+    # Async on purpose: the context variable is set in the request's own context, which the endpoint's
+    # worker thread then copies (a sync dependency would set it in a throw-away copy).
+    current_urls.set(OwnerUrls(signer=signer, owner_id=owner_id))
+    return owner_id
 
 
 CurrentOwner = Annotated[str, Depends(get_current_owner)]

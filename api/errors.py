@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.http import allowed_methods
 from core.errors import PROBLEM_BASE, ShoeboxError
 from db.session import is_statement_timeout
 from schemas.common import Problem
@@ -91,6 +92,17 @@ def install_error_handlers(app: FastAPI) -> None:
             for item in error.errors()
         ]
         detail = "; ".join(f"{e['field'] or e['location']}: {e['message']}" for e in errors)
+        if any(item.get("type") == "json_invalid" for item in error.errors()):
+            # Not JSON at all is a malformed request (400), not a well-formed one with wrong values (422).
+            body = problem_body(
+                status=400,
+                title="Bad request",
+                detail=f"the body is not valid JSON: {detail}",
+                slug="bad-json",
+                errors=errors,
+                request=request,
+            )
+            return problem_response(body)
         body = problem_body(
             status=422,
             title="Invalid request",
@@ -107,8 +119,14 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = error.detail if isinstance(error.detail, str) else title
         if error.status_code == 404 and detail == "Not Found":
             detail = f"no route for {request.method} {request.url.path}"
+        headers = dict(getattr(error, "headers", None) or {})
+        if error.status_code == 405:
+            # Starlette names only the methods of the first route that matched the path.
+            methods = allowed_methods(request.app, request.scope)
+            headers["Allow"] = ", ".join(methods)
+            detail = f"{request.method} is not allowed here; allowed: {', '.join(methods)}"
         body = problem_body(status=error.status_code, title=title, detail=detail, slug=slug, request=request)
-        return problem_response(body, getattr(error, "headers", None))
+        return problem_response(body, headers or None)
 
     @app.exception_handler(OperationalError)
     async def database_error(request: Request, error: OperationalError) -> JSONResponse:

@@ -4,7 +4,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 import services.analysis.service as analysis
@@ -13,10 +14,14 @@ import services.exports.service as exports
 import services.faces.service as faces
 import services.photos.integrity as integrity
 import services.photos.orphans as orphans
+from api.docs import install_docs
 from api.errors import install_error_handlers
+from api.http import HeadAsGet, http_contract
 from api.middleware import RequestGuard
+from api.openapi import install_openapi
 from api.routers import ALL_ROUTERS
 from core.config import Settings, get_settings
+from core.signing import UrlSigner, load_or_create_secret
 from core.storage import BlobStore
 from db.session import get_engine, session_factory, session_scope, upgrade_schema
 from services.inference.models import ModelSet, check_manifest
@@ -52,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = get_engine(settings.database_url, settings.db_statement_timeout_ms)
         app.state.sessions = session_factory(engine)
         app.state.store = BlobStore(settings.blob_root, settings.data_dir / "cache")
+        app.state.signer = UrlSigner(
+            load_or_create_secret(settings.data_dir, settings.url_secret), settings.signed_url_seconds
+        )
         if settings.bootstrap_key:
             with session_scope(app.state.sessions) as db:
                 ensure_bootstrap_owner(db, key=settings.bootstrap_key)
@@ -59,24 +67,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         check_manifest()
         if settings.load_models_at_start:
             app.state.models.warm_up()
-        app.state.job_runner = None
+        # This lifespan's own runner, stopped by this lifespan: if the app is started twice (two test
+        # clients), the first runner must not be orphaned when app.state points at the second.
+        runner: JobRunner | None = None
         if settings.run_job_workers:
             context = JobContext(
                 sessions=app.state.sessions, store=app.state.store, settings=settings, models=app.state.models
             )
-            app.state.job_runner = JobRunner(
+            runner = JobRunner(
                 context,
                 settings.job_workers,
                 settings.job_poll_seconds,
                 maintenance=[exports.cleanup_task, text_vectors.queue_stale_text_vectors, orphans.sweep_task],
             )
-            app.state.job_runner.start()
+            runner.start()
+        app.state.job_runner = runner
         log.info("shoebox ready: database %s, data %s", engine.url.render_as_string(), settings.data_dir)
         try:
             yield
         finally:
-            if app.state.job_runner is not None:
-                app.state.job_runner.stop()
+            if runner is not None:
+                runner.stop()
 
     app = FastAPI(
         title="Shoebox",
@@ -84,14 +95,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Self-hosted photo-ML backend: tags, people, search, quality and metadata export.",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        dependencies=[Depends(http_contract)],
+        # Served by install_docs with local assets instead of FastAPI's CDN links.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.models = ModelSet(settings)
     install_error_handlers(app)
+    if settings.cors_origins:
+        # Listed origins only: credentials (the session cookie) are allowed, so never a wildcard.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-None-Match",
+                "If-Modified-Since",
+                "X-Request-ID",
+            ],
+            expose_headers=["ETag", "Last-Modified", "Content-Disposition", "X-Request-ID", "Location"],
+            max_age=600,
+        )
 
     # Outermost of our own layers: it must see every exception and every status.
     app.add_middleware(RequestGuard, settings=settings)
 
+    # Outermost, so the request log, CORS and every route see a HEAD as the GET it stands for.
+    app.add_middleware(HeadAsGet)
     for router in ALL_ROUTERS:
         app.include_router(router)
+    install_openapi(app)
+    install_docs(app)
     return app

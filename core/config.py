@@ -2,9 +2,10 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,6 +69,23 @@ class Settings(BaseSettings):
     # A worker touches its job this often; a job untouched for job_stale_seconds is reclaimed.
     job_heartbeat_seconds: float = 3.0
     job_stale_seconds: float = 12.0
+
+    # Browsers
+    # Origins allowed to call the API from a web page, comma-separated (empty: none; same-origin only).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Key for signed image URLs and session cookies; unset: a random one made once in data_dir.
+    url_secret: str | None = None
+    signed_url_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
+    session_seconds: int = Field(default=7 * 86400, ge=300)
+    # How often an open event stream looks at the database for its owner's changes.
+    events_poll_seconds: float = Field(default=1.0, gt=0)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
 
     @model_validator(mode="after")
     def _fill_derived_paths(self) -> "Settings":

@@ -47,6 +47,12 @@ class Unauthorized(ShoeboxError):
     type_slug = "unauthorized"
 
 
+class Forbidden(ShoeboxError):
+    status = 403
+    title = "Forbidden"
+    type_slug = "forbidden"
+
+
 class NotFound(ShoeboxError):
     status = 404
     title = "Not found"

@@ -3,15 +3,17 @@
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from db.enums import ExportState
-from schemas.common import MAX_IDS, Id
+from schemas.common import MAX_IDS, Id, RequestModel
 from services.photos.filters import PhotoFilters
 
 
 class ExportSearch(PhotoFilters):
     """The same selection as the search and photo filters, plus the search words."""
+
+    model_config = ConfigDict(extra="forbid")
 
     q: str | None = Field(default=None, max_length=500)
 
@@ -19,7 +21,16 @@ class ExportSearch(PhotoFilters):
         return PhotoFilters.model_validate(self.model_dump(exclude={"q"}))
 
 
-class ExportCreate(BaseModel):
+class ExportCreate(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"photo_ids": ["3f2a...", "9b1c..."]},
+                {"search": {"q": "beach", "taken_after": "2014-01-01T00:00:00", "people": ["7d4e..."]}},
+            ]
+        }
+    )
+
     photo_ids: list[Id] | None = Field(default=None, min_length=1, max_length=MAX_IDS)
     search: ExportSearch | None = None
 

@@ -2,10 +2,10 @@
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from db.enums import PersonSource
-from schemas.common import Id
+from schemas.common import Id, RequestModel
 
 
 class PersonRef(BaseModel):
@@ -37,9 +37,21 @@ class Face(BaseModel):
         ),
     )
     recognisable: bool = Field(description="false: too small or blurred to recognise; not used for training")
+    thumbnail_url: str | None = Field(
+        default=None, description="signed, short-lived URL of the face crop: works in <img src> without a key"
+    )
 
 
-class FaceLabel(BaseModel):
+class FaceLabel(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"face_ids": ["5c0d..."], "name": "Alice"},
+                {"face_ids": ["5c0d..."], "person_id": "7d4e..."},
+            ]
+        }
+    )
+
     face_ids: list[Id] = Field(min_length=1, max_length=1000)
     person_id: Id | None = None
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -69,13 +81,13 @@ class Person(BaseModel):
     created_at: datetime
 
 
-class PersonCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+class PersonCreate(RequestModel):
+    name: str = Field(min_length=1, max_length=200, examples=["Alice"])
 
 
-class PersonPatch(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+class PersonPatch(RequestModel):
+    name: str = Field(min_length=1, max_length=200, examples=["Alice Smith"])
 
 
-class PersonMerge(BaseModel):
+class PersonMerge(RequestModel):
     from_ids: list[Id] = Field(min_length=1, max_length=100)

@@ -1,12 +1,13 @@
 """Photo request and response models (SPEC section 5)."""
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from core.signing import signed_url
 from db.enums import AnalysisState, TagKind, TagSource, TagState, UploadStatus
-from schemas.common import Problem
+from schemas.common import Problem, RequestModel
 
 if TYPE_CHECKING:
     from services.photos.views import PhotoView as PhotoViewLike
@@ -51,8 +52,15 @@ class Photo(BaseModel):
     size_bytes: int
     width: int = Field(description="stored pixel width, before orientation is applied")
     height: int = Field(description="stored pixel height, before orientation is applied")
-    taken_at: datetime | None = Field(
-        description="capture time as the camera wrote it; carries its UTC offset when the file records one"
+    # Not `format: date-time`: that demands an offset, and a camera's wall time often has none.
+    taken_at: Annotated[
+        datetime | None,
+        WithJsonSchema(
+            {"anyOf": [{"type": "string", "examples": ["2014-07-14T18:30:00+02:00"]}, {"type": "null"}]}
+        ),
+    ] = Field(
+        description="ISO 8601 capture time as the camera wrote it; carries its UTC offset when the file "
+        "records one, and none otherwise (wall time)"
     )
     taken_at_source: str | None = Field(description="EXIF field the capture time came from")
     gps: Gps | None
@@ -72,9 +80,21 @@ class Photo(BaseModel):
         "photo upright, as suggested by the analysis; apply it with PATCH rotation",
     )
     suggested_rotation_confidence: float | None = None
+    thumbnail_url: str | None = Field(
+        default=None,
+        description="signed, short-lived URL of the 256 px thumbnail: works in <img src> without a key",
+    )
+    original_url: str | None = Field(default=None, description="signed, short-lived URL of the original")
+    enhanced_url: str | None = Field(
+        default=None, description="signed, short-lived URL of the low-light enhanced derivative"
+    )
 
 
-class PhotoPatch(BaseModel):
+class PhotoPatch(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"rotation": 90, "caption": "Grandma at the beach"}]}
+    )
+
     # Never null: the column is NOT NULL and "no rotation" is 0. Fields not sent are left alone
     # (updates use exclude_unset), so the default is only what the schema shows.
     rotation: Literal[0, 90, 180, 270] = Field(default=0, description="clockwise; omit to keep")
@@ -90,6 +110,9 @@ class UploadResult(BaseModel):
 
 class UploadResponse(BaseModel):
     results: list[UploadResult]
+    job_id: str | None = Field(
+        default=None, description="the analysis job the new photos joined; follow it by GET /v1/jobs/{id}"
+    )
 
 
 def photo_from_view(view: "PhotoViewLike") -> Photo:
@@ -128,6 +151,9 @@ def photo_from_view(view: "PhotoViewLike") -> Photo:
         else None,
         suggested_rotation=row.suggested_rotation,
         suggested_rotation_confidence=row.suggested_rotation_confidence,
+        thumbnail_url=signed_url(f"/v1/photos/{row.id}/thumbnail", {"size": "256"}),
+        original_url=signed_url(f"/v1/photos/{row.id}/original"),
+        enhanced_url=signed_url(f"/v1/photos/{row.id}/enhanced", {"mode": "low_light"}),
     )
 
 

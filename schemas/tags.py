@@ -3,15 +3,16 @@
 from pydantic import BaseModel, Field
 
 from db.enums import TagState
+from schemas.common import RequestModel
 from schemas.photos import Photo, Tag
 
 
-class TagCreate(BaseModel):
+class TagCreate(RequestModel):
     name: str = Field(min_length=1, max_length=100, examples=["grandma"])
 
 
-class TagStateChange(BaseModel):
-    state: TagState
+class TagStateChange(RequestModel):
+    state: TagState = Field(examples=["confirmed"])
 
 
 class TagCount(BaseModel):

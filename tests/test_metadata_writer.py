@@ -720,3 +720,24 @@ def test_write_zip_to_a_path_is_atomic(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="went away"):
         write_zip(broken, [ZipEntry("a.jpg", b"abc"), ZipEntry("b.jpg", failing())])
     assert sorted(os.listdir(tmp_path)) == ["out.zip"]  # nothing half-written left behind
+
+
+def test_photoshop_iptc_digest_is_current_after_writing(exiftool: str, tmp_path: Path) -> None:
+    # A real camera file whose Photoshop block carries an IPTCDigest of its IPTC record.
+    source = EXIF_DIR / "exif_0033.jpg"
+    before = subprocess.run(
+        [exiftool, "-s3", "-IPTCDigest", str(source)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert before, "the test photo must carry an IPTCDigest"
+    written = write_metadata(
+        source.read_bytes(), "image/jpeg", PhotoMetadata(tags=[("dog", "object")], caption="Walk")
+    )
+    out = tmp_path / "out.jpg"
+    out.write_bytes(written.data)
+    validated = subprocess.run(
+        [exiftool, "-validate", "-warning", "-a", str(out)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "IPTCDigest" not in validated, validated
+    tags = read_tags(exiftool, out, "-IPTC:Keywords", "-IPTCDigest", struct=False)
+    assert "dog" in as_list(tags.get("Keywords"))
+    assert tags["IPTCDigest"] != before

@@ -2,10 +2,12 @@
 
 from fastapi import APIRouter
 
-from api.routers import exports, faces, health, jobs, people, photos, search, tags
+from api.routers import events, exports, faces, health, jobs, people, photos, search, session, tags
 
 ALL_ROUTERS: list[APIRouter] = [
     health.router,
+    session.router,
+    events.router,
     photos.router,
     tags.router,
     faces.router,

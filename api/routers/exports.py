@@ -6,6 +6,7 @@ from fastapi.responses import FileResponse, Response
 import services.exports.service as export_service
 from api.deps import CurrentOwner, JobRunnerDep, ModelsDep, SessionDep, SettingsDep
 from api.errors import problem_responses
+from api.openapi import binary_content
 from db.enums import ExportState
 from db.models import Export as ExportRow
 from schemas.exports import Export, ExportCreate
@@ -64,7 +65,7 @@ def get_export(db: SessionDep, owner: CurrentOwner, export_id: str) -> Export:
     "/{export_id}/download",
     name="download",
     response_class=FileResponse,
-    responses={200: {"content": {"application/zip": {}}, "description": "the zip"}, **PROBLEMS},
+    responses={200: {"content": binary_content("application/zip"), "description": "the zip"}, **PROBLEMS},
 )
 def download_export(db: SessionDep, owner: CurrentOwner, settings: SettingsDep, export_id: str) -> Response:
     """The zip, streamed from disk."""

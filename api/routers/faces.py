@@ -8,11 +8,14 @@ from fastapi.responses import FileResponse, Response
 import services.faces.service as face_service
 from api.deps import CurrentOwner, JobRunnerDep, PagingDep, SessionDep, StoreDep
 from api.errors import problem_responses
+from api.openapi import binary_content
+from core.signing import signed_url
 from db.enums import PersonSource
 from db.models import Face as FaceRow
 from schemas.common import Page
 from schemas.faces import Face, FaceCluster, FaceClusters, FaceLabel, FaceSuggestion, PersonRef
 from services.faces.service import FaceOrder
+from services.photos.geometry import rotate_box, rotate_point, rotations_of
 
 router = APIRouter(tags=["faces"])
 
@@ -24,12 +27,13 @@ PROBLEMS = problem_responses(
 )
 
 
-def face_out(face: FaceRow, names: dict[str, str]) -> Face:
+def face_out(face: FaceRow, names: dict[str, str], rotation: int = 0) -> Face:
     return Face(
         id=face.id,
         photo_id=face.photo_id,
-        bbox=[face.box_x, face.box_y, face.box_w, face.box_h],
-        landmarks=face.landmarks,
+        # Shown in the frame of the thumbnails, which carry the user's rotation.
+        bbox=rotate_box([face.box_x, face.box_y, face.box_w, face.box_h], rotation),
+        landmarks=[list(rotate_point(x, y, rotation)) for x, y in face.landmarks],
         detection_score=face.detection_score,
         person=PersonRef(id=face.person_id, name=names[face.person_id]) if face.person_id else None,
         person_source=PersonSource(face.person_source) if face.person_source else None,
@@ -43,6 +47,7 @@ def face_out(face: FaceRow, names: dict[str, str]) -> Face:
             else None
         ),
         recognisable=face.recognisable,
+        thumbnail_url=signed_url(f"/v1/faces/{face.id}/thumbnail"),
     )
 
 
@@ -50,7 +55,8 @@ def faces_out(db: SessionDep, faces: list[FaceRow]) -> list[Face]:
     names = face_service.person_names(
         db, [p for f in faces for p in (f.person_id, f.suggested_person_id) if p is not None]
     )
-    return [face_out(face, names) for face in faces]
+    rotations = rotations_of(db, [f.photo_id for f in faces])
+    return [face_out(face, names, rotations.get(face.photo_id, 0)) for face in faces]
 
 
 @router.get("/v1/photos/{photo_id}/faces", name="of_photo", response_model=Page[Face], responses=PROBLEMS)
@@ -124,7 +130,10 @@ def face_clusters(
     "/v1/faces/{face_id}/thumbnail",
     name="thumbnail",
     response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}}, "description": "a square face crop"}, **PROBLEMS},
+    responses={
+        200: {"content": binary_content("image/jpeg"), "description": "a square face crop"},
+        **PROBLEMS,
+    },
 )
 def face_thumbnail(db: SessionDep, owner: CurrentOwner, store: StoreDep, face_id: str) -> Response:
     """A square JPEG crop of the face with some context, 160 px."""

@@ -1,15 +1,17 @@
 """Liveness, readiness and metrics."""
 
 import secrets
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from api import metrics
 from api.deps import SessionDep, SettingsDep
+from api.openapi import PROBLEM_MEDIA_TYPE
 from core.errors import Unauthorized
-from schemas.common import Problem
 from services.inference.readiness import model_readiness
 
 router = APIRouter(tags=["health"])
@@ -21,7 +23,16 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "database or models not ready"}})
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(description="per check: ok, or what is wrong")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "database or models not ready"}},
+)
 def readyz(request: Request, db: SessionDep) -> JSONResponse:
     """Ready when the database answers and every default model file is in place."""
     checks: dict[str, str] = {}
@@ -40,7 +51,12 @@ def readyz(request: Request, db: SessionDep) -> JSONResponse:
 @router.get(
     "/metrics",
     response_class=PlainTextResponse,
-    responses={401: {"model": Problem, "description": "SHOEBOX_METRICS_TOKEN is set and was not sent"}},
+    responses={
+        401: {
+            "description": "SHOEBOX_METRICS_TOKEN is set and was not sent",
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    },
 )
 def prometheus_metrics(request: Request, db: SessionDep, settings: SettingsDep) -> PlainTextResponse:
     """Prometheus text format: request counts and durations (5xx included). Photos, faces and jobs by

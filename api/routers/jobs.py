@@ -5,6 +5,7 @@ from fastapi import APIRouter, status
 import services.jobs.service as job_service
 from api.deps import CurrentOwner, JobRunnerDep, PagingDep, SessionDep
 from api.errors import problem_responses
+from db.enums import JobState
 from schemas.common import Page
 from schemas.jobs import Job, JobCreate
 
@@ -27,7 +28,7 @@ def list_jobs(
     db: SessionDep,
     owner: CurrentOwner,
     paging: PagingDep,
-    state: str | None = None,
+    state: JobState | None = None,
 ) -> Page[Job]:
     """The owner's jobs, newest first."""
     rows, next_cursor = job_service.list_jobs(

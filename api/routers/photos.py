@@ -1,7 +1,9 @@
 """Photos: upload, list, get, patch, delete, original, thumbnail."""
 
+from datetime import UTC, datetime
 from enum import IntEnum
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse, JSONResponse
@@ -10,8 +12,11 @@ import services.analysis.service as analysis
 import services.photos.service as photo_service
 from api.deps import CurrentOwner, FiltersDep, JobRunnerDep, PagingDep, SessionDep, SettingsDep, StoreDep
 from api.errors import problem_from_error, problem_responses
+from api.http import http_date, not_modified
+from api.openapi import binary_content
 from schemas.common import Page, Problem
 from schemas.photos import ObjectDetection, Photo, PhotoPatch, UploadResponse, UploadResult, photo_from_view
+from services.photos.geometry import rotate_box
 from services.photos.service import PhotoSort
 from services.photos.views import photo_view, photo_views
 
@@ -24,6 +29,17 @@ class ThumbnailSize(IntEnum):
 
 
 PROBLEMS = problem_responses({404: "no such photo for this owner"})
+# What an upload may be stored as (sniffed from its bytes); the original answers with its own type.
+IMAGE_MEDIA_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/tiff",
+    "image/heic",
+    "image/heif",
+    "image/gif",
+    "image/avif",
+)
 
 
 @router.post(
@@ -48,7 +64,8 @@ def upload(
     files: Annotated[list[UploadFile], File(description="one or more image files")],
 ) -> Response:
     """Upload photos. Each file answers created, duplicate (with the existing photo) or rejected."""
-    outcomes = photo_service.upload_photos(db, store, settings, owner_id=owner, files=files)
+    batch = photo_service.upload_photos(db, store, settings, owner_id=owner, files=files)
+    outcomes = batch.outcomes
     results = [
         UploadResult(
             filename=outcome.filename,
@@ -61,7 +78,7 @@ def upload(
     created = any(outcome.status == "created" for outcome in outcomes)
     if created and runner is not None:
         runner.wake()
-    body = UploadResponse(results=results).model_dump(mode="json")
+    body = UploadResponse(results=results, job_id=batch.job_id).model_dump(mode="json")
     return JSONResponse(body, status_code=201 if created else 200)
 
 
@@ -109,39 +126,52 @@ def delete_photo(db: SessionDep, owner: CurrentOwner, store: StoreDep, photo_id:
 def list_detections(db: SessionDep, owner: CurrentOwner, photo_id: str) -> Page[ObjectDetection]:
     """Object boxes the detector found (everything kept as tag evidence), best first."""
     rows = analysis.list_detections(db, owner_id=owner, photo_id=photo_id)
+    rotation = photo_service.get_photo(db, owner_id=owner, photo_id=photo_id).rotation
     items = [
         ObjectDetection(
-            class_name=r.class_name, score=r.score, bbox=[r.box_x, r.box_y, r.box_w, r.box_h], model=r.model
+            class_name=r.class_name,
+            score=r.score,
+            # In the frame of the thumbnails, which carry the user's rotation.
+            bbox=rotate_box([r.box_x, r.box_y, r.box_w, r.box_h], rotation),
+            model=r.model,
         )
         for r in rows
     ]
     return Page[ObjectDetection](items=items, next_cursor=None)
 
 
-def _not_modified(request: Request, etag: str) -> bool:
-    candidates = [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]
-    return etag in candidates or "*" in candidates
+def _file_response(request: Request, path: Path, media_type: str, etag: str, **options: Any) -> Response:
+    """The file, or 304 when the client's copy is current (If-None-Match, else If-Modified-Since)."""
+    last_modified = options.pop("last_modified", None) or datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    headers = {"ETag": etag, "Last-Modified": http_date(last_modified), **options.pop("headers", {})}
+    if not_modified(request, etag, last_modified):
+        return Response(status_code=304, headers=headers)
+    return FileResponse(path, media_type=media_type, headers=headers, **options)
 
 
 @router.get(
     "/{photo_id}/original",
     name="original",
     response_class=FileResponse,
-    responses={200: {"content": {"image/*": {}}, "description": "the original bytes"}, **PROBLEMS},
+    responses={
+        200: {"content": binary_content(*IMAGE_MEDIA_TYPES), "description": "the original bytes"},
+        304: {"description": "not modified (If-None-Match)"},
+        **PROBLEMS,
+    },
 )
 def get_original(
     request: Request, db: SessionDep, owner: CurrentOwner, store: StoreDep, photo_id: str
 ) -> Response:
     """The uploaded bytes, untouched."""
     row = photo_service.get_photo(db, owner_id=owner, photo_id=photo_id)
-    etag = f'"{row.sha256}"'
-    if _not_modified(request, etag):
-        return Response(status_code=304, headers={"ETag": etag})
-    return FileResponse(
+    return _file_response(
+        request,
         photo_service.original_path(store, row),
-        media_type=row.content_type,
+        row.content_type,
+        f'"{row.sha256}"',
         filename=row.filename,
-        headers={"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"},
+        last_modified=row.uploaded_at,
+        headers={"Cache-Control": "private, max-age=31536000, immutable"},
     )
 
 
@@ -149,7 +179,11 @@ def get_original(
     "/{photo_id}/thumbnail",
     name="thumbnail",
     response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}}, "description": "a JPEG thumbnail"}, **PROBLEMS},
+    responses={
+        200: {"content": binary_content("image/jpeg"), "description": "a JPEG thumbnail"},
+        304: {"description": "not modified (If-None-Match)"},
+        **PROBLEMS,
+    },
 )
 def get_thumbnail(
     request: Request,
@@ -161,13 +195,12 @@ def get_thumbnail(
 ) -> Response:
     """A JPEG thumbnail with orientation and the user's rotation applied; long side at most `size`."""
     row = photo_service.get_photo(db, owner_id=owner, photo_id=photo_id)
-    etag = f'"{row.sha256}-{int(size)}-{row.rotation}"'
-    if _not_modified(request, etag):
-        return Response(status_code=304, headers={"ETag": etag})
-    return FileResponse(
+    return _file_response(
+        request,
         photo_service.thumbnail_path(store, row, int(size)),
-        media_type="image/jpeg",
-        headers={"ETag": etag, "Cache-Control": "private, max-age=86400"},
+        "image/jpeg",
+        f'"{row.sha256}-{int(size)}-{row.rotation}"',
+        headers={"Cache-Control": "private, max-age=86400"},
     )
 
 
@@ -175,7 +208,11 @@ def get_thumbnail(
     "/{photo_id}/enhanced",
     name="enhanced",
     response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}}, "description": "the enhanced JPEG"}, **PROBLEMS},
+    responses={
+        200: {"content": binary_content("image/jpeg"), "description": "the enhanced JPEG"},
+        304: {"description": "not modified (If-None-Match)"},
+        **PROBLEMS,
+    },
 )
 def get_enhanced(
     request: Request,
@@ -188,11 +225,10 @@ def get_enhanced(
     """A derived image: `low_light` brightens and clears up a dark photo, keeping colours natural.
     Made once and cached; the original is never changed."""
     row = photo_service.get_photo(db, owner_id=owner, photo_id=photo_id)
-    etag = f'"{row.sha256}-{mode}-{row.rotation}"'
-    if _not_modified(request, etag):
-        return Response(status_code=304, headers={"ETag": etag})
-    return FileResponse(
+    return _file_response(
+        request,
         photo_service.enhanced_path(store, row, mode),
-        media_type="image/jpeg",
-        headers={"ETag": etag, "Cache-Control": "private, max-age=86400"},
+        "image/jpeg",
+        f'"{row.sha256}-{mode}-{row.rotation}"',
+        headers={"Cache-Control": "private, max-age=86400"},
     )

@@ -9,7 +9,7 @@ from api.errors import problem_responses
 from core.errors import Invalid, TooLarge
 from schemas.common import Problem
 from schemas.photos import photo_from_view
-from schemas.search import DuplicateGroup, DuplicatePage, Match, SearchHit, SearchPage
+from schemas.search import BestBy, DuplicateGroup, DuplicatePage, Match, SearchHit, SearchPage
 from services.photos.views import photo_views
 from services.search import duplicates as duplicate_service
 from services.search import service as search_service
@@ -141,7 +141,7 @@ def list_duplicates(
                 best_photo_id=photos[0].id,
                 size=len(photos),
                 similarity=group.similarity,
-                best_by=group.best_by,
+                best_by=BestBy(group.best_by),
             )
         )
     return DuplicatePage(items=items, next_cursor=next_cursor)

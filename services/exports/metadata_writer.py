@@ -46,6 +46,7 @@ cannot parse at all is treated the same way rather than failing the export.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import logging
 import re
@@ -503,12 +504,71 @@ def _embed(data: bytes, media_type: str, meta: PhotoMetadata, plan: _Plan) -> by
         written = bytes(image.get_bytes())
     finally:
         image.close()
+    if iptc_changes and media_type == "image/jpeg":
+        written = refresh_iptc_digest(written)
     reread = pyexiv2.ImageData(written)
     try:
         _verify_xmp(reread.read_xmp(), xmp_changes)
     finally:
         reread.close()
     return written
+
+
+_PHOTOSHOP_SIGNATURE = b"Photoshop 3.0\x00"
+_IRB_IPTC = 0x0404
+_IRB_IPTC_DIGEST = 0x0425
+
+
+def _photoshop_resources(segment: bytes, start: int) -> dict[int, tuple[int, int]]:
+    """(offset, length) of each 8BIM resource's data in a JPEG APP13 segment, from `start`."""
+    found: dict[int, tuple[int, int]] = {}
+    at = start
+    while at + 12 <= len(segment) and segment[at : at + 4] == b"8BIM":
+        resource_id = int.from_bytes(segment[at + 4 : at + 6], "big")
+        name_length = segment[at + 6]
+        at += 6 + 1 + name_length + ((1 + name_length) % 2)  # Pascal name padded to an even size
+        size = int.from_bytes(segment[at : at + 4], "big")
+        at += 4
+        found[resource_id] = (at, size)
+        at += size + size % 2
+    return found
+
+
+def refresh_iptc_digest(data: bytes) -> bytes:
+    """A JPEG whose Photoshop IPTCDigest matches its IPTC block again.
+
+    exiv2 rewrites the IPTC record inside the Photoshop APP13 segment but leaves the digest Photoshop
+    stored beside it, so readers (exiftool -validate, Photoshop, Lightroom) would take the IPTC as edited
+    behind their back. The digest is an MD5 of the IPTC block; it has a fixed size, so it is patched in
+    place and no segment moves.
+    """
+    if not data.startswith(b"\xff\xd8"):
+        return data
+    at = 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no metadata after this
+            break
+        length = int.from_bytes(data[at + 2 : at + 4], "big")
+        segment_start, segment_end = at + 4, at + 2 + length
+        if (
+            marker == 0xED
+            and data[segment_start : segment_start + len(_PHOTOSHOP_SIGNATURE)] == _PHOTOSHOP_SIGNATURE
+        ):
+            segment = data[segment_start:segment_end]
+            resources = _photoshop_resources(segment, len(_PHOTOSHOP_SIGNATURE))
+            if _IRB_IPTC_DIGEST in resources and _IRB_IPTC in resources:
+                digest_at, digest_size = resources[_IRB_IPTC_DIGEST]
+                iptc_at, iptc_size = resources[_IRB_IPTC]
+                if digest_size == 16:
+                    digest = hashlib.md5(
+                        segment[iptc_at : iptc_at + iptc_size], usedforsecurity=False
+                    ).digest()
+                    offset = segment_start + digest_at
+                    return data[:offset] + digest + data[offset + 16 :]
+            return data
+        at = segment_end
+    return data
 
 
 def _iptc_changes(

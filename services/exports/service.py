@@ -299,7 +299,9 @@ def finish_export(context: JobContext, owner_id: str, params: dict[str, Any]) ->
                 db.commit()
         shutil.rmtree(stage, ignore_errors=True)
         return
-    size = write_zip(zip_path(settings, export_id), entries())
+    write_zip(zip_path(settings, export_id), entries())
+    # The archive's own byte size (write_zip answers its entry count).
+    size = zip_path(settings, export_id).stat().st_size
     shutil.rmtree(stage, ignore_errors=True)
     with context.sessions() as db:
         export = db.get(Export, export_id)

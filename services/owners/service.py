@@ -63,11 +63,24 @@ def list_keys(db: Session, *, owner_id: str) -> list[ApiKey]:
     return list(db.scalars(select(ApiKey).where(ApiKey.owner_id == owner_id).order_by(ApiKey.created_at)))
 
 
-def authenticate(db: Session, *, key: str) -> str:
-    """The owner id of a live key; Unauthorized for anything else."""
+def live_key(db: Session, *, key: str) -> ApiKey:
+    """The API key row of a live key; Unauthorized for anything else."""
     api_key = db.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
     if api_key is None or api_key.revoked_at is not None:
         raise Unauthorized("the API key is unknown or revoked")
+    return api_key
+
+
+def authenticate(db: Session, *, key: str) -> str:
+    """The owner id of a live key; Unauthorized for anything else."""
+    return live_key(db, key=key).owner_id
+
+
+def session_owner(db: Session, *, key_id: str) -> str:
+    """The owner of a session made with API key `key_id`: the session lives only as long as the key."""
+    api_key = db.get(ApiKey, key_id)
+    if api_key is None or api_key.revoked_at is not None:
+        raise Unauthorized("the session's API key was revoked; sign in again")
     return api_key.owner_id
 
 

@@ -56,9 +56,16 @@ class UploadOutcome:
     error: ShoeboxError | None = None
 
 
+@dataclass
+class UploadBatch:
+    outcomes: list[UploadOutcome]
+    # The analysis job the new photos joined (None when nothing was created or auto-analysis is off).
+    job_id: str | None = None
+
+
 def upload_photos(
     db: Session, store: BlobStore, settings: Settings, *, owner_id: str, files: Iterable[UploadSource]
-) -> list[UploadOutcome]:
+) -> UploadBatch:
     """Store each file (validated fully before anything is written, committed on its own), one in
     memory at a time, then queue the new photos for analysis.
 
@@ -77,8 +84,9 @@ def upload_photos(
             outcomes.append(UploadOutcome(filename=filename, status=UploadStatus.rejected, error=error))
         del data
     created = [o.photo.id for o in outcomes if o.status == "created" and o.photo is not None]
+    job_id = None
     if created and settings.analyze_on_upload:
-        after_upload(db, owner_id=owner_id, photo_ids=created)
+        job_id = after_upload(db, owner_id=owner_id, photo_ids=created)
     if outcomes and all(o.status == "rejected" for o in outcomes):
         errors = [o.error for o in outcomes if o.error is not None]
         statuses = {e.status for e in errors}
@@ -87,7 +95,7 @@ def upload_photos(
             errors=[{"filename": o.filename, **o.error.problem()} for o in outcomes if o.error is not None],
             status=statuses.pop() if len(statuses) == 1 else 422,
         )
-    return outcomes
+    return UploadBatch(outcomes=outcomes, job_id=job_id)
 
 
 def _upload_one(
@@ -342,11 +350,14 @@ def thumbnail_path(store: BlobStore, photo: Photo, size: int) -> Path:
     )
 
 
-def after_upload(db: Session, *, owner_id: str, photo_ids: list[str]) -> None:
-    """New photos are analysed automatically, batched with other photos still waiting for analysis."""
-    if "analyze" in job_type_names():
-        add_to_queued_job(db, owner_id=owner_id, type="analyze", items=photo_ids)
-        db.commit()
+def after_upload(db: Session, *, owner_id: str, photo_ids: list[str]) -> str | None:
+    """New photos are analysed automatically, batched with other photos still waiting for analysis.
+    Answers the id of the job they joined."""
+    if "analyze" not in job_type_names():
+        return None
+    job = add_to_queued_job(db, owner_id=owner_id, type="analyze", items=photo_ids)
+    db.commit()
+    return job.id
 
 
 def enhanced_path(store: BlobStore, photo: Photo, mode: Literal["low_light"]) -> Path:

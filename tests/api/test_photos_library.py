@@ -153,7 +153,8 @@ def test_errors_are_problems(client: TestClient, owner: OwnerAuth) -> None:
     bad_json = client.patch(
         "/v1/photos/x", headers={**owner.headers, "content-type": "application/json"}, content=b"{not json"
     )
-    assert bad_json.status_code == 422 and bad_json.headers["content-type"] == "application/problem+json"
+    # Not JSON at all is a malformed request: 400 (422 is for JSON with wrong values).
+    assert bad_json.status_code == 400 and bad_json.headers["content-type"] == "application/problem+json"
 
 
 def test_unexpected_errors_answer_500_without_internals(client: TestClient, owner: OwnerAuth) -> None:

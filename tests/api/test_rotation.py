@@ -2,6 +2,7 @@
 
 import io
 
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -50,3 +51,34 @@ def test_user_rotation_turns_thumbnails(client: TestClient, owner: OwnerAuth) ->
         io.BytesIO(client.get(f"/v1/photos/{photo_id}/thumbnail", headers=owner.headers).content)
     )
     assert after.size == (before.height, before.width)
+
+
+def test_face_and_detection_boxes_turn_with_the_user_rotation(client: TestClient, owner: OwnerAuth) -> None:
+    from tests.api.test_faces import FACES_DIR, FACES_TRUTH
+
+    data = (FACES_DIR / "images" / sorted(FACES_TRUTH)[0]).read_bytes()
+    result = client.post("/v1/photos", headers=owner.headers, files=[("files", ("face.jpg", data))])
+    photo_id = result.json()["results"][0]["photo"]["id"]
+    wait_until_analysed(client, owner, [photo_id])
+
+    def boxes() -> tuple[list[dict], list[dict]]:
+        faces = client.get(f"/v1/photos/{photo_id}/faces", headers=owner.headers).json()["items"]
+        found = client.get(f"/v1/photos/{photo_id}/detections", headers=owner.headers).json()["items"]
+        return sorted(faces, key=lambda f: f["id"]), found
+
+    upright_faces, upright_detections = boxes()
+    assert upright_faces and upright_detections
+    assert (
+        client.patch(f"/v1/photos/{photo_id}", headers=owner.headers, json={"rotation": 90}).status_code
+        == 200
+    )
+    turned_faces, turned_detections = boxes()
+    # Turning the picture 90 degrees clockwise moves the point (x, y) to (1 - y, x).
+    for before, after in zip(upright_faces, turned_faces, strict=True):
+        x, y, w, h = before["bbox"]
+        assert after["bbox"] == pytest.approx([1 - y - h, x, h, w], abs=1e-5)
+        for (px, py), (qx, qy) in zip(before["landmarks"], after["landmarks"], strict=True):
+            assert (qx, qy) == pytest.approx((1 - py, px), abs=1e-5)
+    for before, after in zip(upright_detections, turned_detections, strict=True):
+        x, y, w, h = before["bbox"]
+        assert after["bbox"] == pytest.approx([1 - y - h, x, h, w], abs=1e-5)

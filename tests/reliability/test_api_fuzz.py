@@ -59,6 +59,8 @@ def test_no_generated_request_gets_a_server_error(
         assert isinstance(result, Ok), result
         operation = result.ok()
         operations += 1
+        if operation.path == "/v1/events":
+            continue  # a stream that never ends on its own; tests/api/test_events.py covers it
         # Random ids only reach the 404 path; the same operation is also run against real ones.
         known = {p.name: real_ids[p.name] for p in operation.path_parameters if p.name in real_ids}
         variants: list[dict[str, str]] = [{}] + (
