@@ -12,6 +12,7 @@ from PIL import Image
 from tests.conftest import OwnerAuth, new_owner
 from tests.helpers import wait_for_idle_jobs, wait_for_job, wait_until_analysed
 from tests.paths import TESTDATA_DIR
+from tests.test_recognition import KIN_DIR, KIN_OWN, KIN_RELATIVES, KIN_TAUGHT
 
 FACES_DIR = TESTDATA_DIR / "faces"
 FACES_TRUTH: dict[str, str] = json.loads((FACES_DIR / "ground_truth.json").read_text())
@@ -240,23 +241,6 @@ def test_face_crop_and_errors(client: TestClient, library: Library) -> None:
     )
     assert client.get(f"/v1/faces/{face_id}/thumbnail", headers=stranger.headers).status_code == 404
     assert client.delete(f"/v1/faces/{face_id}/person", headers=stranger.headers).status_code == 404
-
-
-# FIW family F0004 (dev half): member MID4 taught with 3 tight face crops; 2 more of MID4 and 8 of
-# relatives (a parent and siblings), whose faces the model only suggests as MID4.
-KIN_DIR = TESTDATA_DIR / "kin_fiw"
-KIN_TAUGHT = ["kin_00086.jpg", "kin_01264.jpg", "kin_02348.jpg"]
-KIN_OWN = ["kin_02529.jpg", "kin_02963.jpg"]
-KIN_RELATIVES = [
-    "kin_00227.jpg",
-    "kin_00245.jpg",
-    "kin_00392.jpg",
-    "kin_00796.jpg",
-    "kin_01081.jpg",
-    "kin_01297.jpg",
-    "kin_01383.jpg",
-    "kin_01411.jpg",
-]
 
 
 def states(
