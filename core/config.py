@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     run_job_workers: bool = True
     job_poll_seconds: float = 0.5
 
+    # Library: photos stay in the trash this many days before they (and unshared bytes) are purged.
+    trash_days: int = Field(default=30, ge=0)
+    # Bulk edits over more photos than this run as a job (202) instead of inside the request.
+    bulk_sync_max: int = Field(default=2000, ge=1)
+
     thumbnail_sizes: tuple[int, ...] = Field(default=(256, 1024))
 
     @model_validator(mode="after")

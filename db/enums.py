@@ -33,6 +33,7 @@ class JobType(StrEnum):
     recognize = "recognize"
     verify = "verify"
     export = "export"
+    bulk = "bulk"
 
 
 class JobState(StrEnum):
