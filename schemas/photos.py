@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from db.enums import AnalysisState, TagKind, TagSource, TagState, UploadStatus
 from schemas.common import Problem
@@ -72,11 +72,20 @@ class Photo(BaseModel):
         "photo upright, as suggested by the analysis; apply it with PATCH rotation",
     )
     suggested_rotation_confidence: float | None = None
+    favorite: bool = False
+    rating: int = Field(default=0, description="0 (unrated) to 5 stars")
+    archived: bool = Field(default=False, description="left out of lists and search unless asked for")
+    trashed_at: datetime | None = Field(default=None, description="when it went to the trash; null if not")
 
 
 class PhotoPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     rotation: Literal[0, 90, 180, 270] | None = None
     caption: str | None = Field(default=None, max_length=2000)
+    favorite: bool | None = None
+    rating: int | None = Field(default=None, ge=0, le=5)
+    archived: bool | None = None
 
 
 class UploadResult(BaseModel):
@@ -126,6 +135,10 @@ def photo_from_view(view: "PhotoViewLike") -> Photo:
         else None,
         suggested_rotation=row.suggested_rotation,
         suggested_rotation_confidence=row.suggested_rotation_confidence,
+        favorite=row.favorite,
+        rating=row.rating,
+        archived=row.archived,
+        trashed_at=row.trashed_at,
     )
 
 
