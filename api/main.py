@@ -12,6 +12,8 @@ from fastapi.routing import APIRoute
 import services.analysis.service as analysis
 import services.exports.service as exports
 import services.faces.service as faces
+import services.library.bulk as bulk
+import services.library.trash as trash
 import services.photos.integrity as integrity
 from api import metrics
 from api.errors import install_error_handlers
@@ -36,6 +38,7 @@ def register_job_types() -> None:
     analysis.register()
     faces.register()
     exports.register()
+    bulk.register()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -64,7 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sessions=app.state.sessions, store=app.state.store, settings=settings, models=app.state.models
             )
             app.state.job_runner = JobRunner(
-                context, settings.job_workers, settings.job_poll_seconds, maintenance=[exports.cleanup_task]
+                context,
+                settings.job_workers,
+                settings.job_poll_seconds,
+                maintenance=[exports.cleanup_task, trash.purge_task],
             )
             app.state.job_runner.start()
         log.info("shoebox ready: database %s, data %s", engine.url.render_as_string(), settings.data_dir)

@@ -2,15 +2,19 @@
 
 from fastapi import APIRouter
 
-from api.routers import exports, faces, health, jobs, people, photos, search, tags
+from api.routers import exports, faces, health, jobs, library, people, photos, search, tags
 
 ALL_ROUTERS: list[APIRouter] = [
     health.router,
     photos.router,
+    library.bulk,
     tags.router,
     faces.router,
     people.router,
     search.router,
     exports.router,
     jobs.router,
+    library.albums,
+    library.trash,
+    library.library,
 ]

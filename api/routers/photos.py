@@ -7,6 +7,7 @@ from fastapi import APIRouter, File, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse, JSONResponse
 
 import services.analysis.service as analysis
+import services.library.trash as trash_service
 import services.photos.service as photo_service
 from api.deps import CurrentOwner, FiltersDep, JobRunnerDep, PagingDep, SessionDep, SettingsDep, StoreDep
 from api.errors import problem_from_error, problem_responses
@@ -89,7 +90,8 @@ def get_photo(db: SessionDep, owner: CurrentOwner, photo_id: str) -> Photo:
 
 @router.patch("/{photo_id}", name="update", response_model=Photo, responses=PROBLEMS)
 def patch_photo(db: SessionDep, owner: CurrentOwner, photo_id: str, patch: PhotoPatch) -> Photo:
-    """Set user fields: `rotation` (0/90/180/270, clockwise) and `caption`."""
+    """Set user fields: `rotation` (0/90/180/270, clockwise), `caption`, `favorite`, `rating` (0-5),
+    `archived`."""
     row = photo_service.update_photo(
         db, owner_id=owner, photo_id=photo_id, changes=patch.model_dump(exclude_unset=True)
     )
@@ -97,9 +99,9 @@ def patch_photo(db: SessionDep, owner: CurrentOwner, photo_id: str, patch: Photo
 
 
 @router.delete("/{photo_id}", name="delete", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)
-def delete_photo(db: SessionDep, owner: CurrentOwner, store: StoreDep, photo_id: str) -> Response:
-    """Delete a photo; its bytes go when no other photo uses them."""
-    photo_service.delete_photo(db, store, owner_id=owner, photo_id=photo_id)
+def delete_photo(db: SessionDep, owner: CurrentOwner, photo_id: str) -> Response:
+    """Move a photo to the trash: hidden everywhere, restorable until it is purged."""
+    trash_service.trash_photo(db, owner_id=owner, photo_id=photo_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
