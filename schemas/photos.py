@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from db.enums import AnalysisState, TagKind, TagSource, TagState, UploadStatus
-from schemas.common import Problem
+from schemas.common import Page, Problem
 
 if TYPE_CHECKING:
     from services.photos.views import PhotoView as PhotoViewLike
@@ -76,6 +76,10 @@ class Photo(BaseModel):
     rating: int = Field(default=0, description="0 (unrated) to 5 stars")
     archived: bool = Field(default=False, description="left out of lists and search unless asked for")
     trashed_at: datetime | None = Field(default=None, description="when it went to the trash; null if not")
+
+
+class PhotoPage(Page[Photo]):
+    total: int | None = Field(default=None, description="photos passing the filters, with include_total=true")
 
 
 class PhotoPatch(BaseModel):

@@ -47,6 +47,7 @@ from schemas.library import (
 )
 from schemas.photos import Photo, photo_from_view
 from services.inference.models import ModelSet
+from services.library.overview_cache import cached
 from services.photos.selection import select_photo_ids
 from services.photos.views import photo_views
 
@@ -248,8 +249,14 @@ def timeline(
 ) -> Timeline:
     """Photo counts per year, month or day of capture (camera wall time), with every photo filter;
     newest first (`order=taken_at`: oldest first); undated photos last, in a `null` bucket."""
-    rows = timeline_service.timeline(
-        db, owner_id=owner, filters=filters, bucket=bucket, newest_first=order.startswith("-")
+    key = ("timeline", filters.model_dump_json(), bucket, order)
+    rows = cached(
+        db,
+        owner,
+        key,
+        lambda: timeline_service.timeline(
+            db, owner_id=owner, filters=filters, bucket=bucket, newest_first=order.startswith("-")
+        ),
     )
     return Timeline(
         items=[TimelineBucket(bucket=r.bucket, count=r.count, first_photo_id=r.first_photo_id) for r in rows]
@@ -305,4 +312,8 @@ def facets(
 ) -> Facets:
     """Photo counts per tag (by kind), person, camera, year, place, favourite and rating, for the
     photos the filters leave."""
-    return Facets(**facet_service.facets(db, owner_id=owner, filters=filters, limit=limit))
+    key = ("facets", filters.model_dump_json(), limit)
+    counts = cached(
+        db, owner, key, lambda: facet_service.facets(db, owner_id=owner, filters=filters, limit=limit)
+    )
+    return Facets(**counts)

@@ -12,7 +12,15 @@ import services.photos.service as photo_service
 from api.deps import CurrentOwner, FiltersDep, JobRunnerDep, PagingDep, SessionDep, SettingsDep, StoreDep
 from api.errors import problem_from_error, problem_responses
 from schemas.common import Page, Problem
-from schemas.photos import ObjectDetection, Photo, PhotoPatch, UploadResponse, UploadResult, photo_from_view
+from schemas.photos import (
+    ObjectDetection,
+    Photo,
+    PhotoPage,
+    PhotoPatch,
+    UploadResponse,
+    UploadResult,
+    photo_from_view,
+)
 from services.photos.service import PhotoSort
 from services.photos.views import photo_view, photo_views
 
@@ -66,19 +74,24 @@ def upload(
     return JSONResponse(body, status_code=201 if created else 200)
 
 
-@router.get("", name="list", response_model=Page[Photo], responses=PROBLEMS)
+@router.get("", name="list", response_model=PhotoPage, responses=PROBLEMS)
 def list_photos(
     db: SessionDep,
     owner: CurrentOwner,
     paging: PagingDep,
     filters: FiltersDep,
     sort: PhotoSort = "-taken_at",
-) -> Page[Photo]:
-    """List the owner's photos with filters, sorted, paginated by cursor."""
+    include_total: bool = False,
+) -> PhotoPage:
+    """List the owner's photos with filters, sorted, paginated by cursor; `include_total=true` adds
+    how many photos pass the filters."""
     rows, next_cursor = photo_service.list_photos(
         db, owner_id=owner, filters=filters, sort=sort, limit=paging.limit, cursor=paging.cursor
     )
-    return Page[Photo](items=[photo_from_view(v) for v in photo_views(db, rows)], next_cursor=next_cursor)
+    total = photo_service.count_photos(db, owner_id=owner, filters=filters) if include_total else None
+    return PhotoPage(
+        items=[photo_from_view(v) for v in photo_views(db, rows)], next_cursor=next_cursor, total=total
+    )
 
 
 @router.get("/{photo_id}", name="get", response_model=Photo, responses=PROBLEMS)

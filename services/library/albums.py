@@ -13,6 +13,7 @@ from core.pagination import decode_cursor, encode_cursor
 from db.models import Album, AlbumPhoto, Photo
 from services.photos.filters import PhotoFilters
 from services.photos.service import get_photos, list_photos
+from services.search.documents import bump_version
 
 ALBUM_SORTS = ("manual", "taken_at")
 
@@ -85,6 +86,7 @@ def _set_order(db: Session, album: Album, order: list[str]) -> None:
 def delete_album(db: Session, *, owner_id: str, album_id: str) -> None:
     album = get_album(db, owner_id=owner_id, album_id=album_id)
     db.delete(album)  # memberships go with it (ON DELETE CASCADE); photos stay
+    bump_version(db, owner_id)
     db.commit()
 
 
@@ -138,6 +140,8 @@ def add_to_album(db: Session, album: Album, photo_ids: list[str]) -> int:
     db.add_all(
         AlbumPhoto(album_id=album.id, photo_id=pid, position=start + 1 + i) for i, pid in enumerate(new)
     )
+    if new:  # album filters see the change: cached overviews of this owner are stale
+        bump_version(db, album.owner_id)
     return len(new)
 
 
@@ -156,6 +160,8 @@ def remove_from_album(db: Session, album: Album, photo_ids: list[str]) -> int:
     )
     for row in rows:
         db.delete(row)
+    if rows:
+        bump_version(db, album.owner_id)
     return len(rows)
 
 

@@ -26,10 +26,11 @@ def facets(
     total = db.scalar(filtered(func.count())) or 0
 
     tag_query = (
-        select(PhotoTag.kind, PhotoTag.name, func.count(func.distinct(PhotoTag.photo_id)).label("n"))
+        # A photo has at most one tag per (kind, name), so rows are photos.
+        select(PhotoTag.kind, PhotoTag.name, func.count().label("n"))
         .where(PhotoTag.owner_id == owner_id, PhotoTag.state != "rejected")
         .group_by(PhotoTag.kind, PhotoTag.name)
-        .order_by(func.count(func.distinct(PhotoTag.photo_id)).desc(), PhotoTag.name)
+        .order_by(func.count().desc(), PhotoTag.name)
     )
     person_query = (
         select(Person.id, Person.name, func.count(func.distinct(Face.photo_id)))

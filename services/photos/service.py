@@ -368,6 +368,12 @@ def list_photos(
     return photos, next_cursor
 
 
+def count_photos(db: Session, *, owner_id: str, filters: PhotoFilters) -> int:
+    """How many photos the listing with these filters holds (for `include_total`)."""
+    query = apply_filters(select(func.count()).select_from(Photo).where(Photo.owner_id == owner_id), filters)
+    return int(db.scalar(query) or 0)
+
+
 def original_path(store: BlobStore, photo: Photo) -> Path:
     path = store.path_for(photo.sha256)
     if not path.is_file():

@@ -93,6 +93,13 @@ def test_favourite_rating_archive_and_their_filters(app_client: TestClient) -> N
     assert listed(app_client, owner, min_rating=4) == {ids[0]}
     assert listed(app_client, owner) == set(ids) - {ids[2]}
     assert listed(app_client, owner, archived="true") == {ids[2]}
+    page = app_client.get("/v1/photos", headers=owner.headers, params={"include_total": "true", "limit": 1})
+    assert page.json()["total"] == 5 and len(page.json()["items"]) == 1
+    rated = app_client.get(
+        "/v1/photos", headers=owner.headers, params={"include_total": "true", "min_rating": 3}
+    )
+    assert rated.json()["total"] == 2
+    assert app_client.get("/v1/photos", headers=owner.headers).json().get("total") is None
     search = app_client.get("/v1/search", headers=owner.headers, params={"q": "exif"}).json()["items"]
     assert ids[2] not in {item["photo"]["id"] for item in search} and search
     for bad in ({"rating": 6}, {"rating": -1}, {"favourite": True}):
@@ -221,6 +228,8 @@ def test_albums_by_ids_and_by_search_in_order_and_owner_scoped(app_client: TestC
     ).json()
     assert by_search["album"]["photo_count"] == len(nikon | set(by_id))
     members = set(album_photo_ids(app_client, owner, holiday["id"]))
+    timeline = app_client.get("/v1/timeline", headers=owner.headers, params={"album": holiday["id"]})
+    assert sum(item["count"] for item in timeline.json()["items"]) == len(members)
     assert members == nikon | set(by_id) == listed(app_client, owner, album=holiday["id"])
     taken = [expected_capture_time(EXIF_TRUTH[n]) for n in EXIF_TRUTH if ids[n] in members]
     got = app_client.get(f"/v1/albums/{holiday['id']}", headers=owner.headers).json()
@@ -252,6 +261,8 @@ def test_albums_by_ids_and_by_search_in_order_and_owner_scoped(app_client: TestC
     assert removed.json()["changed"] == 1 and wanted[0] not in album_photo_ids(
         app_client, owner, holiday["id"]
     )
+    timeline = app_client.get("/v1/timeline", headers=owner.headers, params={"album": holiday["id"]})
+    assert sum(item["count"] for item in timeline.json()["items"]) == len(members) - 1  # not a stale count
     # Another owner sees none of it.
     stranger = new_owner(app_client)
     for method, path in (("GET", ""), ("PATCH", ""), ("DELETE", ""), ("GET", "/photos")):
