@@ -24,6 +24,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("archived", sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.add_column(sa.Column("trashed_at", sa.DateTime(), nullable=True))
         batch_op.create_index(batch_op.f("ix_photos_trashed_at"), ["trashed_at"], unique=False)
+        batch_op.create_index(
+            "ix_photos_owner_visible_taken",
+            ["owner_id", "archived", "trashed_at", "taken_at", "id"],
+            unique=False,
+        )
     op.create_table(
         "albums",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -62,6 +67,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_albums_owner_id"))
     op.drop_table("albums")
     with op.batch_alter_table("photos", schema=None) as batch_op:
+        batch_op.drop_index("ix_photos_owner_visible_taken")
         batch_op.drop_index(batch_op.f("ix_photos_trashed_at"))
         batch_op.drop_column("trashed_at")
         batch_op.drop_column("archived")
