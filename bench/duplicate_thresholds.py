@@ -25,9 +25,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from core.config import get_settings  # noqa: E402
-from services.analysis.service import ANALYSIS_MAX_SIDE  # noqa: E402
 from services.inference.models import ModelSet  # noqa: E402
-from services.photos.images import load_oriented  # noqa: E402
+from services.photos.images import ANALYSIS_MAX_SIDE, load_oriented  # noqa: E402
 
 
 def _jpeg(image: Image.Image, quality: int) -> Image.Image:

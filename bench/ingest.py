@@ -120,9 +120,8 @@ def run_inference_alone(paths: list[Path], batch_size: int, threads: int, chunk:
     os.environ.update(configure_env(batch_size, threads))
     import services.analysis.service as analysis
     from core.config import get_settings
-    from services.analysis.service import ANALYSIS_MAX_SIDE
     from services.inference.models import ModelSet
-    from services.photos.images import load_oriented
+    from services.photos.images import ANALYSIS_MAX_SIDE, load_oriented
 
     get_settings.cache_clear()
     models = ModelSet(get_settings())

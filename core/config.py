@@ -51,8 +51,6 @@ class Settings(BaseSettings):
     # 10 ms a photo on a busy 2-core machine (bench/bulk_edit.py), so a request stays near 5 s.
     bulk_sync_max: int = Field(default=500, ge=1)
 
-    thumbnail_sizes: tuple[int, ...] = Field(default=(256, 1024))
-
     @model_validator(mode="after")
     def _fill_derived_paths(self) -> "Settings":
         if self.blob_dir is None:

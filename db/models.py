@@ -225,7 +225,24 @@ class Face(Base):
     person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), nullable=True)
     person_source: Mapped[str | None] = mapped_column(String(8), nullable=True)  # user | model
     person_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The model's plausible match that it will not assert (a look-alike, a relative, a poor photo):
+    # shown for review, never counted as that person's face until a user confirms it.
+    suggested_person_id: Mapped[str | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL"), nullable=True
+    )
+    suggestion_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class FaceRejection(Base):
+    """A user said "this face is not that person": recognition never names nor suggests it so.
+    Goes with the face or the person (a deleted person leaves no trace on any face)."""
+
+    __tablename__ = "face_rejections"
+
+    face_id: Mapped[str] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), primary_key=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
 
 
 class Export(Base):

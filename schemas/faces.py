@@ -12,6 +12,11 @@ class PersonRef(BaseModel):
     name: str
 
 
+class FaceSuggestion(BaseModel):
+    person: PersonRef
+    confidence: float = Field(description="the model's probability that this is the person")
+
+
 class Face(BaseModel):
     id: str
     photo_id: str
@@ -23,6 +28,13 @@ class Face(BaseModel):
         description="user: a person named it (or cleared it); model: the classifier's suggestion"
     )
     person_confidence: float | None
+    suggestion: FaceSuggestion | None = Field(
+        default=None,
+        description=(
+            "a plausible match the model does not assert (a look-alike, a relative, a poor photo): "
+            "not counted as that person's face until a user confirms it with POST /v1/faces/label"
+        ),
+    )
     recognisable: bool = Field(description="false: too small or blurred to recognise; not used for training")
 
 

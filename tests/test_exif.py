@@ -257,7 +257,8 @@ def test_out_of_range_gps_and_zero_denominator_altitude() -> None:
     ],
 )
 def test_garbage_never_raises(data: bytes) -> None:
-    assert isinstance(read_exif(data), ExifData)
+    # Nothing is invented from bytes that hold no readable EXIF: every field keeps its default.
+    assert read_exif(data) == ExifData()
 
 
 def _encode(fmt: str, block: Image.Exif) -> bytes:

@@ -20,7 +20,6 @@ from services.quality.assess import (
     assess_quality,
     jpeg_quality_from_tables,
     jpeg_tables,
-    pick_best_shot,
 )
 from services.quality.enhance import enhance_low_light
 from tests.paths import TESTDATA_DIR
@@ -74,10 +73,6 @@ def _exposure(image: Image.Image, factor: float) -> Image.Image:
 
 
 # --------------------------------------------------------------------------- real photos
-
-
-def test_quality_set_has_every_label() -> None:
-    assert {"sharp", "defocus_blur", "motion_blur", "dark"} <= {e["label"] for e in TRUTH.values()}
 
 
 def test_sharp_shot_beats_its_blurred_versions() -> None:
@@ -246,19 +241,6 @@ def test_jpeg_helpers_without_jpeg() -> None:
     assert jpeg_tables(buffer.getvalue()) is None
     assert jpeg_tables(b"not an image") is None
     assert jpeg_quality_from_tables(None) is None
-
-
-def test_pick_best_shot() -> None:
-    good = QualityResult(90.0, [], {})
-    worse = QualityResult(60.0, ["blurry"], {})
-    assert pick_best_shot([("a", worse, 4000, 3000), ("b", good, 4000, 3000)]) == "b"
-    # Same score: the full-size original beats its small copy; unscored photos come last.
-    assert (
-        pick_best_shot([("small", good, 1000, 750), ("big", good, 4000, 3000), ("none", None, 8000, 6000)])
-        == "big"
-    )
-    with pytest.raises(ValueError):
-        pick_best_shot([])
 
 
 def test_thresholds_file_is_calibrated_and_complete() -> None:

@@ -142,3 +142,23 @@ def test_duplicate_pairs_for_some_photos_match_the_full_computation() -> None:
     assert index.mutations == mutations
     index.upsert(ids[0], vectors[1])
     assert index.changed_at[ids[0]] == index.mutations == mutations + 1
+
+
+def test_best_shot_is_the_best_scored_full_size_copy(tmp_path) -> None:
+    """The one best-shot rule: a copy with under half the pixels never wins, however it scores;
+    among full-size copies the quality score decides."""
+    from core.storage import BlobStore
+    from db.models import Photo
+    from services.search.duplicates import best_first
+
+    def shot(photo_id: str, width: int, height: int, score: float) -> Photo:
+        return Photo(id=photo_id, width=width, height=height, quality_score=score)
+
+    store = BlobStore(tmp_path / "blobs", tmp_path / "cache")
+    photos = [
+        shot("thumb", 1000, 750, 95.0),
+        shot("blurred", 4000, 3000, 40.0),
+        shot("sharp", 4000, 3000, 80.0),
+    ]
+    ordered, rule = best_first(store, photos)
+    assert [p.id for p in ordered] == ["sharp", "blurred", "thumb"] and rule == "quality_score"

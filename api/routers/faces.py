@@ -11,7 +11,7 @@ from api.errors import problem_responses
 from db.enums import PersonSource
 from db.models import Face as FaceRow
 from schemas.common import Page
-from schemas.faces import Face, FaceCluster, FaceClusters, FaceLabel, PersonRef
+from schemas.faces import Face, FaceCluster, FaceClusters, FaceLabel, FaceSuggestion, PersonRef
 from services.faces.service import FaceOrder
 
 router = APIRouter(tags=["faces"])
@@ -34,12 +34,22 @@ def face_out(face: FaceRow, names: dict[str, str]) -> Face:
         person=PersonRef(id=face.person_id, name=names[face.person_id]) if face.person_id else None,
         person_source=PersonSource(face.person_source) if face.person_source else None,
         person_confidence=face.person_confidence,
+        suggestion=(
+            FaceSuggestion(
+                person=PersonRef(id=face.suggested_person_id, name=names[face.suggested_person_id]),
+                confidence=face.suggestion_confidence or 0.0,
+            )
+            if face.suggested_person_id and face.suggested_person_id in names
+            else None
+        ),
         recognisable=face.recognisable,
     )
 
 
 def faces_out(db: SessionDep, faces: list[FaceRow]) -> list[Face]:
-    names = face_service.person_names(db, [f.person_id for f in faces if f.person_id])
+    names = face_service.person_names(
+        db, [p for f in faces for p in (f.person_id, f.suggested_person_id) if p is not None]
+    )
     return [face_out(face, names) for face in faces]
 
 
@@ -56,7 +66,12 @@ def list_faces(
     paging: PagingDep,
     person_id: str | None = None,
     unlabeled: Annotated[bool | None, Query(description="true: faces no user has named")] = None,
-    order: Annotated[FaceOrder, Query(description="confidence: least sure model names first")] = "created",
+    suggested: Annotated[
+        bool | None, Query(description="true: faces with a suggested person to confirm (review queue)")
+    ] = None,
+    order: Annotated[
+        FaceOrder, Query(description="confidence: least sure model names and suggestions first")
+    ] = "created",
 ) -> Page[Face]:
     """Faces of the owner's library, filtered by person or by whether a user named them."""
     rows, next_cursor = face_service.list_faces(
@@ -64,6 +79,7 @@ def list_faces(
         owner_id=owner,
         person_id=person_id,
         unlabeled=unlabeled,
+        suggested=suggested,
         order=order,
         limit=paging.limit,
         cursor=paging.cursor,
@@ -86,8 +102,9 @@ def label_faces(db: SessionDep, owner: CurrentOwner, runner: JobRunnerDep, body:
 
 @router.delete("/v1/faces/{face_id}/person", name="unassign", response_model=Face, responses=PROBLEMS)
 def unassign_face(db: SessionDep, owner: CurrentOwner, runner: JobRunnerDep, face_id: str) -> Face:
-    """Clear a face's person. The face stays unnamed (recognition will not name it again) until a user
-    labels it."""
+    """ "Not this person": clear the face's person (or its suggestion). Recognition never gives the face
+    that person again (it may still name it as somebody else); a face with neither stays unnamed until
+    a user labels it."""
     face = face_service.unassign_face(db, owner_id=owner, face_id=face_id)
     if runner is not None:
         runner.wake()  # recognition was queued with the labels

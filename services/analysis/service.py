@@ -6,7 +6,7 @@ output is replaced, the user's tags and decisions are kept.
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from services.inference.labels import LabelResult
 from services.inference.models import ModelSet
 from services.inference.objects import Detection as ObjectDetection
 from services.jobs.service import JobContext, JobType, ensure_queued_job, register_job_type
-from services.photos.images import load_oriented
+from services.photos.images import ANALYSIS_MAX_SIDE, load_oriented
 from services.photos.service import get_photo, get_photos, owner_photo_ids
 from services.quality.assess import QualityResult, assess_quality, jpeg_tables
 from services.quality.rotation import RotationSuggestion, needs_rotation_check, suggest_rotation
@@ -35,9 +35,6 @@ from services.tagging.service import ModelTag, replace_model_tags
 from services.tagging.thresholds import load_object_thresholds
 
 log = logging.getLogger(__name__)
-
-# Long side the models see: enough for the 640 px detector and for small faces, cheap to decode.
-ANALYSIS_MAX_SIDE = 1280
 
 
 @dataclass
@@ -51,7 +48,6 @@ class PhotoFindings:
     inference_ms: float
     rotation: RotationSuggestion | None = None
     quality: QualityResult | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def analyze_images(

@@ -55,14 +55,13 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import pillow_heif
 import pyexiv2
 from PIL import Image
 
 from core.errors import Invalid
-from db.enums import TagKind
 from services.inference.tensors import box_iou
 
 log = logging.getLogger(__name__)
@@ -195,11 +194,6 @@ def _clamp_box(box: Sequence[float]) -> Box:
 
 
 # -- input / output --------------------------------------------------------------------------------
-
-
-class TagRef(NamedTuple):
-    name: str
-    kind: TagKind
 
 
 @dataclass(frozen=True, slots=True)

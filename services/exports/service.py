@@ -23,6 +23,7 @@ from core.config import Settings
 from core.errors import Conflict, Invalid, NotFound
 from core.storage import atomic_write
 from db.models import Album, AlbumPhoto, Export, Face, Person, Photo, PhotoTag
+from db.owned import get_owned
 from db.types import utcnow
 from services.exports.metadata_writer import (
     FaceRegion,
@@ -102,10 +103,7 @@ def start_export(
 
 
 def get_export(db: Session, *, owner_id: str, export_id: str) -> Export:
-    export = db.get(Export, export_id)
-    if export is None or export.owner_id != owner_id:
-        raise NotFound(f"no export with id {export_id!r}")
-    return export
+    return get_owned(db, Export, owner_id=owner_id, row_id=export_id, what="export")
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from core.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Invalid
 from core.events import photos_changed
 from core.pagination import decode_cursor, encode_cursor
 from db.models import Face, Person
+from db.owned import get_owned
 from services.jobs.service import ensure_queued_job
 
 
@@ -21,10 +22,7 @@ def clean_person_name(name: str) -> str:
 
 
 def get_person(db: Session, *, owner_id: str, person_id: str) -> Person:
-    person = db.get(Person, person_id)
-    if person is None or person.owner_id != owner_id:
-        raise NotFound(f"no person with id {person_id!r}")
-    return person
+    return get_owned(db, Person, owner_id=owner_id, row_id=person_id, what="person")
 
 
 def find_by_name(db: Session, *, owner_id: str, name: str) -> Person | None:
@@ -77,6 +75,12 @@ def delete_person(db: Session, *, owner_id: str, person_id: str) -> None:
         .where(Face.person_id == person.id)
         .values(person_id=None, person_source=None, person_confidence=None)
     )
+    # Its suggestions go too (rejections of it go with the person row: ON DELETE CASCADE).
+    db.execute(
+        update(Face)
+        .where(Face.suggested_person_id == person.id)
+        .values(suggested_person_id=None, suggestion_confidence=None)
+    )
     db.delete(person)
     photos_changed(db, owner_id, affected)
     ensure_queued_job(db, owner_id=owner_id, type="recognize")
@@ -94,6 +98,12 @@ def merge_people(db: Session, *, owner_id: str, person_id: str, from_ids: list[s
         update(Face)
         .where(Face.person_id.in_(source_ids))
         .values(person_id=target.id)
+        .execution_options(synchronize_session=False)
+    )
+    db.execute(
+        update(Face)
+        .where(Face.suggested_person_id.in_(source_ids))
+        .values(suggested_person_id=target.id)
         .execution_options(synchronize_session=False)
     )
     for source in sources:

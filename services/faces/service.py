@@ -1,7 +1,10 @@
 """Faces: stored from analysis, named by users, recognised by a per-owner classifier, clustered.
 
 A user's label always wins: analysis re-runs keep labelled faces, recognition only writes faces the
-model named (person_source "model") or nobody named, and a face the user un-assigned stays so.
+model named (person_source "model") or nobody named, and a face the user said is not a person is
+never given that person again (face_rejections). Recognition's three answers: named (person_id,
+person_source "model"), suggested (suggested_person_id: never counted as that person's face until a
+user confirms it with a label) and unknown.
 """
 
 import io
@@ -12,15 +15,16 @@ from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import Select, and_, case, func, literal, or_, select
+from sqlalchemy import Select, and_, case, delete, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 import services.faces.recognition as recognition
-from core.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Invalid
 from core.events import photos_changed
 from core.pagination import decode_cursor, encode_cursor
 from core.storage import BlobStore
-from db.models import Face, Person, Photo
+from db.models import Face, FaceRejection, Person, Photo
+from db.owned import get_owned
 from services.faces.people import get_or_create_by_name, get_person
 from services.inference.faces import FaceResult
 from services.inference.tensors import box_iou
@@ -85,10 +89,7 @@ def faces_count_for_photos(db: Session, photo_ids: list[str]) -> dict[str, int]:
 
 
 def get_face(db: Session, *, owner_id: str, face_id: str) -> Face:
-    face = db.get(Face, face_id)
-    if face is None or face.owner_id != owner_id:
-        raise NotFound(f"no face with id {face_id!r}")
-    return face
+    return get_owned(db, Face, owner_id=owner_id, row_id=face_id, what="face")
 
 
 def faces_of_photo(db: Session, *, owner_id: str, photo_id: str) -> list[Face]:
@@ -102,11 +103,13 @@ def list_faces(
     owner_id: str,
     person_id: str | None = None,
     unlabeled: bool | None = None,
+    suggested: bool | None = None,
     order: FaceOrder = "created",
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[Face], str | None]:
-    """`order=confidence`: model-named faces, least sure first, then faces nobody named."""
+    """`order=confidence`: the model's names and suggestions, least sure first (faces with neither
+    sort as 0, user labels as 1). `suggested=true`: faces that carry a suggestion (the review queue)."""
     query: Select[Any] = select(Face).where(Face.owner_id == owner_id)
     if person_id is not None:
         get_person(db, owner_id=owner_id, person_id=person_id)
@@ -115,12 +118,16 @@ def list_faces(
         query = query.where(or_(Face.person_source.is_(None), Face.person_source == "model"))
     elif unlabeled is False:
         query = query.where(Face.person_source == "user")
+    if suggested is True:
+        query = query.where(Face.suggested_person_id.is_not(None))
+    elif suggested is False:
+        query = query.where(Face.suggested_person_id.is_(None))
     if order == "confidence":
-        # Faces without a model confidence sort as most unsure (0); user labels as sure (1).
         key: Any = case(
             (Face.person_source == "user", 1.0),
-            (Face.person_confidence.is_(None), 0.0),
-            else_=Face.person_confidence,
+            (Face.person_confidence.is_not(None), Face.person_confidence),
+            (Face.suggestion_confidence.is_not(None), Face.suggestion_confidence),
+            else_=0.0,
         )
     else:
         key = Face.created_at
@@ -194,6 +201,11 @@ def label_faces(
         face.person_id, face.person_source, face.person_confidence = None, None, None
     for face in faces:
         face.person_id, face.person_source, face.person_confidence = person.id, "user", 1.0
+        _clear_suggestion(face)
+    # Labelling a face as a person takes back an earlier "not this person" for it.
+    db.execute(
+        delete(FaceRejection).where(FaceRejection.face_id.in_(face_ids), FaceRejection.person_id == person.id)
+    )
     photos_changed(db, owner_id, by_photo)
     # The labels and the retraining they need commit together.
     ensure_queued_job(db, owner_id=owner_id, type="recognize")
@@ -201,10 +213,23 @@ def label_faces(
     return person
 
 
+def _clear_suggestion(face: Face) -> None:
+    face.suggested_person_id, face.suggestion_confidence = None, None
+
+
 def unassign_face(db: Session, *, owner_id: str, face_id: str) -> Face:
-    """The user says "not this person": the face stays unnamed and recognition leaves it alone."""
+    """The user says "not this person" (the face's person, else its suggested person): recognition
+    never gives it that person again, but may still name it as somebody else. A face with neither
+    stays unnamed and recognition leaves it alone."""
     face = get_face(db, owner_id=owner_id, face_id=face_id)
-    face.person_id, face.person_source, face.person_confidence = None, "user", None
+    rejected = face.person_id or face.suggested_person_id
+    if rejected is not None:
+        if db.get(FaceRejection, (face.id, rejected)) is None:
+            db.add(FaceRejection(face_id=face.id, person_id=rejected, owner_id=owner_id))
+        face.person_id, face.person_source, face.person_confidence = None, None, None
+    else:
+        face.person_id, face.person_source, face.person_confidence = None, "user", None
+    _clear_suggestion(face)
     photos_changed(db, owner_id, [face.photo_id])
     ensure_queued_job(db, owner_id=owner_id, type="recognize")
     db.commit()
@@ -257,12 +282,14 @@ def _teaching_faces(labelled: list[Face]) -> list[Face]:
 
 
 def recognise(db: Session, *, owner_id: str, photo_ids: list[str] | None = None) -> int:
-    """Name the faces nobody labelled with the owner's classifier; returns how many got a name.
+    """Judge the faces nobody labelled (named, suggested or unknown); returns how many got a name.
 
-    Every face of the current embedding model is predicted, recognisable or not: a small or blurred
-    face is named only when its evidence clears the same bar as any other (with the confidence that
-    goes with it), it just never teaches the classifier (labels aside, see `_teaching_faces`) nor
-    joins the self-training pool.
+    The whole library's unlabelled faces are judged every time (they are the cohort that normalises
+    the scores and the neighbours self-training looks at), so the answer for a face does not depend
+    on which photos a job covers; only faces of `photo_ids` (all when None) are written. A small or
+    blurred face is judged by the same bars as any other; it just never teaches (labels aside, see
+    `_teaching_faces`) nor joins the cohort. Nothing is remembered between runs but the user's
+    labels and rejections, so a library gives the same names as a fresh one with the same labels.
     """
     model = _current_embedding_model(db, owner_id)
     if model is None:
@@ -279,61 +306,78 @@ def recognise(db: Session, *, owner_id: str, photo_ids: list[str] | None = None)
             )
         )
     )
-    query = select(Face).where(
-        Face.owner_id == owner_id, or_(Face.person_source.is_(None), Face.person_source == "model")
-    )
+    unnamed = or_(Face.person_source.is_(None), Face.person_source == "model")
+    query = select(Face).where(Face.owner_id == owner_id, unnamed)
     if photo_ids is not None:
         query = query.where(Face.photo_id.in_(photo_ids))
     candidates = list(db.scalars(query))
-    usable = [f for f in candidates if labelled and f.embedding_model == model]
-    usable_ids = {face.id for face in usable}
-    for face in candidates:
-        if face.id not in usable_ids:
-            face.person_id, face.person_source, face.person_confidence = None, None, None
-    named = 0
-    if usable:
-        # Every unnamed recognisable face of the library lets the classifier self-train from its
-        # surest matches (a poor face would be a poor pseudo-label).
-        pool = db.scalars(
-            select(Face.embedding).where(
-                Face.owner_id == owner_id,
-                or_(Face.person_source.is_(None), Face.person_source == "model"),
-                Face.recognisable.is_(True),
-                Face.embedding_model == model,
-            )
-        ).all()
-        classifier = recognition.train(
-            _embeddings(labelled),
-            [face.person_id for face in labelled if face.person_id is not None],
-            # Empty when every unnamed face is a poor one (they are still predicted).
-            unlabelled=np.stack([np.frombuffer(v, dtype=np.float32) for v in pool if v is not None])
-            if pool
-            else None,
+    judged = (
+        list(
+            db.scalars(select(Face).where(Face.owner_id == owner_id, unnamed, Face.embedding_model == model))
         )
-        predictions = classifier.predict(_embeddings(usable))
-        by_photo: dict[str, list[tuple[str, recognition.Prediction]]] = defaultdict(list)
-        for face, prediction in zip(usable, predictions, strict=True):
-            by_photo[face.photo_id].append((face.id, prediction))
-        # A person a user placed in a photo is not given to another face of that photo.
-        for face_id, photo_id, person_id in db.execute(
-            select(Face.id, Face.photo_id, Face.person_id).where(
-                Face.photo_id.in_(list(by_photo)), Face.person_source == "user", Face.person_id.is_not(None)
-            )
-        ):
-            by_photo[photo_id].append((face_id, recognition.Prediction.user_label(str(person_id))))
-        resolved: dict[str, recognition.Prediction] = {}
-        for pairs in by_photo.values():
-            resolved.update(recognition.assign_exclusive(pairs))
-        for face in usable:
-            prediction = resolved[face.id]
-            if prediction.person_id is None:
-                face.person_id, face.person_source, face.person_confidence = None, None, None
-            else:
-                face.person_id, face.person_source = prediction.person_id, "model"
-                face.person_confidence = round(float(prediction.confidence), 4)
-                named += 1
+        if labelled
+        else []
+    )
+    judgements = _judge(db, owner_id, labelled, judged)
+    named = 0
+    for face in candidates:
+        judgement = judgements.get(face.id)
+        face.person_id, face.person_source, face.person_confidence = None, None, None
+        _clear_suggestion(face)
+        if judgement is None or judgement.person_id is None:
+            continue
+        if judgement.state == recognition.FaceState.NAMED:
+            face.person_id, face.person_source = judgement.person_id, "model"
+            face.person_confidence = judgement.confidence
+            named += 1
+        else:
+            face.suggested_person_id, face.suggestion_confidence = judgement.person_id, judgement.confidence
     photos_changed(db, owner_id, {face.photo_id for face in candidates})
     return named
+
+
+def _judge(
+    db: Session, owner_id: str, labelled: list[Face], judged: list[Face]
+) -> dict[str, recognition.Judgement]:
+    """Judgements of `judged` by face id, with no person twice in a photo."""
+    if not labelled or not judged:
+        return {}
+    rejected: dict[str, set[str]] = defaultdict(set)
+    for face_id, person_id in db.execute(
+        select(FaceRejection.face_id, FaceRejection.person_id).where(FaceRejection.owner_id == owner_id)
+    ):
+        rejected[face_id].add(person_id)
+    recognisable = [face for face in judged if face.recognisable]
+    results = recognition.judge(
+        _embeddings(labelled),
+        [str(face.person_id) for face in labelled],
+        _embeddings(judged),
+        cohort=_embeddings(recognisable) if recognisable else None,
+        query_photo=[face.photo_id for face in judged],
+        rejected={row: rejected[face.id] for row, face in enumerate(judged) if face.id in rejected},
+    )
+    by_photo: dict[str, list[tuple[str, recognition.Judgement]]] = defaultdict(list)
+    for face, judgement in zip(judged, results, strict=True):
+        by_photo[face.photo_id].append((face.id, judgement))
+    # A person a user placed in a photo is not given to another face of that photo.
+    for user_face in labelled_in_photos(db, owner_id, set(by_photo)):
+        by_photo[user_face.photo_id].append(
+            (user_face.id, recognition.Judgement.user_label(str(user_face.person_id)))
+        )
+    resolved: dict[str, recognition.Judgement] = {}
+    for pairs in by_photo.values():
+        resolved.update(recognition.assign_exclusive(pairs))
+    return resolved
+
+
+def labelled_in_photos(db: Session, owner_id: str, photo_ids: set[str]) -> list[Face]:
+    """Faces a user named, in the given photos."""
+    faces = db.scalars(
+        select(Face).where(
+            Face.owner_id == owner_id, Face.person_source == "user", Face.person_id.is_not(None)
+        )
+    )
+    return [face for face in faces if face.photo_id in photo_ids]
 
 
 def recognize_batch(

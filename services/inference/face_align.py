@@ -71,11 +71,6 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def transform_scale(matrix: np.ndarray) -> float:
-    """The uniform scale factor of a similarity matrix (output px per input px)."""
-    return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
-
-
 def align_face(
     image: Image.Image, landmarks_px: np.ndarray, template: FaceTemplate = ARCFACE_112
 ) -> tuple[Image.Image, np.ndarray]:

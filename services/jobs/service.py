@@ -26,6 +26,7 @@ from core.errors import Invalid, NotFound
 from core.pagination import decode_cursor, encode_cursor
 from core.storage import BlobStore
 from db.models import Job, Photo
+from db.owned import get_owned
 from db.types import utcnow
 from services.inference.models import ModelSet
 
@@ -133,10 +134,7 @@ def add_to_queued_job(db: Session, *, owner_id: str, type: str, items: list[str]
 
 
 def get_job(db: Session, *, owner_id: str, job_id: str) -> Job:
-    job = db.get(Job, job_id)
-    if job is None or job.owner_id != owner_id:
-        raise NotFound(f"no job with id {job_id!r}")
-    return job
+    return get_owned(db, Job, owner_id=owner_id, row_id=job_id, what="job")
 
 
 def list_jobs(

@@ -22,7 +22,7 @@ def facets(
     def filtered(*columns: Any) -> Any:
         return apply_filters(select(*columns).where(Photo.owner_id == owner_id), filters)
 
-    matching = filtered(Photo.id).scalar_subquery() if not filters.is_empty() else None
+    matching = filtered(Photo.id).scalar_subquery() if filters != PhotoFilters() else None
     total = db.scalar(filtered(func.count())) or 0
 
     tag_query = (

@@ -74,6 +74,3 @@ class PhotoFilters(BaseModel):
                 "filters", "taken_after is later than taken_before", {"fields": ["taken_after"]}
             )
         return self
-
-    def is_empty(self) -> bool:
-        return self == PhotoFilters()

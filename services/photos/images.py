@@ -74,6 +74,9 @@ _ROTATION_TRANSPOSE: dict[int, Image.Transpose] = {
 }
 
 THUMBNAIL_QUALITY = 85
+# Long side the models see (analysis and search by example alike): enough for the 640 px detector
+# and for small faces, cheap to decode.
+ANALYSIS_MAX_SIDE = 1280
 
 
 @dataclass(frozen=True, slots=True)

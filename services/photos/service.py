@@ -20,6 +20,7 @@ from core.pagination import decode_cursor, encode_cursor
 from core.storage import BlobStore, sha256_hex
 from db.enums import UploadStatus
 from db.models import AlbumPhoto, Face, Photo, PhotoTag
+from db.owned import get_owned
 from services.jobs.service import add_to_queued_job, job_type_names
 from services.photos.filters import PhotoFilters
 from services.photos.images import inspect_image, load_oriented, make_thumbnail
@@ -158,10 +159,7 @@ def blob_in_use(db: Session, sha256: str) -> bool:
 
 
 def get_photo(db: Session, *, owner_id: str, photo_id: str) -> Photo:
-    photo = db.get(Photo, photo_id)
-    if photo is None or photo.owner_id != owner_id:
-        raise NotFound(f"no photo with id {photo_id!r}")
-    return photo
+    return get_owned(db, Photo, owner_id=owner_id, row_id=photo_id, what="photo")
 
 
 def get_photos(db: Session, *, owner_id: str, photo_ids: list[str]) -> list[Photo]:

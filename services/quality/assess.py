@@ -31,7 +31,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -517,22 +517,3 @@ def assess_quality(
     )
     issues, score = judge(metrics, thresholds)
     return QualityResult(score=score, issues=issues, metrics={k: round(v, 4) for k, v in metrics.items()})
-
-
-def pick_best_shot(candidates: Sequence[tuple[Hashable, QualityResult | None, int, int]]) -> Hashable:
-    """Best of near-duplicates given as (id, quality, width, height).
-
-    Highest score wins; resolution breaks near-ties: each halving of the pixel count costs 3 points,
-    so a full-size original beats its own thumbnail of the same score. Unscored candidates come last.
-    """
-    if not candidates:
-        raise ValueError("no candidates")
-    most = max(max(1, w * h) for _, _, w, h in candidates)
-
-    def key(c: tuple[Hashable, QualityResult | None, int, int]) -> tuple[bool, float, int]:
-        _, result, w, h = c
-        if result is None:
-            return (False, 0.0, w * h)
-        return (True, result.score + 3.0 * math.log2(max(1, w * h) / most), w * h)
-
-    return max(candidates, key=key)[0]

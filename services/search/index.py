@@ -232,9 +232,3 @@ def owner_index(db: Session, owner_id: str) -> OwnerIndex:
             _owners.popitem(last=False)
     index.refresh(db)
     return index
-
-
-def forget_all() -> None:
-    """Drop every cached index (tests, and processes that switch databases)."""
-    with _owners_lock:
-        _owners.clear()

@@ -24,11 +24,10 @@ from core.errors import Conflict, Invalid, ModelMissing
 from core.pagination import decode_cursor, encode_cursor
 from db.models import Photo
 from onnx_models.manifest import load_manifest
-from services.analysis.service import ANALYSIS_MAX_SIDE
 from services.inference.models import ModelSet
 from services.inference.text import TextEmbedder
 from services.photos.filters import PhotoFilters
-from services.photos.images import inspect_image, load_oriented
+from services.photos.images import ANALYSIS_MAX_SIDE, inspect_image, load_oriented
 from services.photos.service import apply_filters, get_photo
 from services.search.blas import one_blas_thread
 from services.search.documents import documents_for, owned_by

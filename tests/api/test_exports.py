@@ -13,10 +13,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.api.test_faces import FACES_DIR, FACES_TRUTH
-from tests.api.test_jobs import wait_for_state
 from tests.api.test_photos_upload import EXIF_DIR, EXIF_TRUTH
-from tests.api.test_tagging import wait_until_analysed
-from tests.conftest import OwnerAuth, new_owner
+from tests.conftest import new_owner
+from tests.helpers import wait_for_export, wait_until_analysed
 
 
 def exiftool(paths: list[Path]) -> list[dict]:
@@ -29,11 +28,6 @@ def exiftool(paths: list[Path]) -> list[dict]:
 
 def as_list(value: object) -> list:
     return value if isinstance(value, list) else [] if value is None else [value]
-
-
-def wait_for_export(client: TestClient, owner: OwnerAuth, export_id: str, timeout: float = 120) -> dict:
-    final = ("ready", "failed", "cancelled")
-    return wait_for_state(client, owner, f"/v1/exports/{export_id}", final, timeout)
 
 
 @pytest.fixture(scope="module")

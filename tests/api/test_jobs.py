@@ -1,7 +1,6 @@
 """The job runner: verify jobs through HTTP, atomic claims, resume after a crash, cancel."""
 
 import threading
-import time
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
@@ -9,25 +8,9 @@ from fastapi.testclient import TestClient
 from db.models import Job
 from db.types import utcnow
 from services.jobs.service import claim_next_job, create_job, run_job
-from tests.api.test_photos_upload import EXIF_DIR, EXIF_TRUTH, upload
+from tests.api.test_photos_upload import EXIF_DIR, EXIF_TRUTH
 from tests.conftest import OwnerAuth
-
-
-def wait_for_state(
-    client: TestClient, owner: OwnerAuth, path: str, final: tuple[str, ...], timeout: float = 60
-) -> dict:
-    """Poll a resource until its `state` is one of `final`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        resource = client.get(path, headers=owner.headers).json()
-        if resource["state"] in final:
-            return resource
-        time.sleep(0.05)
-    raise AssertionError(f"{path} did not finish: {resource}")
-
-
-def wait_for_job(client: TestClient, owner: OwnerAuth, job_id: str, timeout: float = 60) -> dict:
-    return wait_for_state(client, owner, f"/v1/jobs/{job_id}", ("succeeded", "failed", "cancelled"), timeout)
+from tests.helpers import upload, wait_for_job
 
 
 def upload_some(client: TestClient, owner: OwnerAuth, count: int) -> list[str]:

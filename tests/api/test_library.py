@@ -20,12 +20,11 @@ from db.models import Photo
 from db.session import session_scope
 from db.types import utcnow
 from services.library.trash import purge_expired
-from tests.api.test_exports import wait_for_export
-from tests.api.test_jobs import wait_for_state
 from tests.api.test_photos_upload import expected_capture_time
-from tests.api.test_search import EXIF_DIR, EXIF_TRUTH, jpeg_copy, located, search_all, upload
-from tests.api.test_tagging import wait_until_analysed
+from tests.api.test_search import EXIF_DIR, EXIF_TRUTH, jpeg_copy, located, search_all
 from tests.conftest import OwnerAuth, make_settings, new_owner
+from tests.helpers import upload_ids as upload
+from tests.helpers import wait_for_export, wait_for_state, wait_until_analysed
 from tests.paths import TESTDATA_DIR
 
 FACES_DIR = TESTDATA_DIR / "faces"

@@ -6,8 +6,9 @@ import math
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.test_photos_upload import EXIF_DIR, EXIF_TRUTH, upload
+from tests.api.test_photos_upload import EXIF_DIR, EXIF_TRUTH
 from tests.conftest import OwnerAuth, new_owner
+from tests.helpers import upload
 
 
 @pytest.fixture(scope="module")

@@ -15,18 +15,11 @@ from sqlalchemy import func, select
 
 from db.models import Job, Photo
 from tests.conftest import OwnerAuth, new_owner
+from tests.helpers import upload
 from tests.paths import TESTDATA_DIR
 
 EXIF_DIR = TESTDATA_DIR / "exif"
 EXIF_TRUTH: dict[str, dict] = json.loads((EXIF_DIR / "ground_truth.json").read_text())
-
-
-def upload(client: TestClient, owner: OwnerAuth, files: list[tuple[str, bytes]]):
-    return client.post(
-        "/v1/photos",
-        headers=owner.headers,
-        files=[("files", (name, data, "application/octet-stream")) for name, data in files],
-    )
 
 
 @pytest.fixture(scope="module")

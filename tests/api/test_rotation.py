@@ -5,8 +5,9 @@ import io
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.api.test_tagging import DETECTION_DIR, most_prominent, wait_until_analysed
+from tests.api.test_tagging import DETECTION_DIR, most_prominent
 from tests.conftest import OwnerAuth
+from tests.helpers import wait_until_analysed
 
 
 def jpeg(image: Image.Image) -> bytes:

@@ -1,14 +1,13 @@
 """Automatic tagging through HTTP with the real models, and the user's decisions surviving re-runs."""
 
 import json
-import time
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.test_jobs import wait_for_job
 from tests.conftest import OwnerAuth, new_owner
+from tests.helpers import wait_for_job, wait_until_analysed
 from tests.paths import TESTDATA_DIR
 
 DETECTION_DIR = TESTDATA_DIR / "detection"
@@ -31,21 +30,6 @@ def most_prominent(class_name: str, with_class: str | None = None, count: int = 
         and (with_class is None or any(o["class_name"] == with_class for o in objects))
     }
     return sorted(candidates, key=candidates.__getitem__, reverse=True)[:count]
-
-
-def wait_until_analysed(
-    client: TestClient, owner: OwnerAuth, photo_ids: list[str], timeout: float = 120
-) -> None:
-    deadline = time.monotonic() + timeout
-    pending = set(photo_ids)
-    while pending and time.monotonic() < deadline:
-        for photo_id in list(pending):
-            state = client.get(f"/v1/photos/{photo_id}", headers=owner.headers).json()["analysis_state"]
-            if state in ("done", "failed"):
-                assert state == "done", photo_id
-                pending.discard(photo_id)
-        time.sleep(0.1)
-    assert not pending, f"not analysed in time: {pending}"
 
 
 @pytest.fixture(scope="module")
