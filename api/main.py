@@ -12,6 +12,8 @@ import services.analysis.service as analysis
 import services.analysis.text_vectors as text_vectors
 import services.exports.service as exports
 import services.faces.service as faces
+import services.library.bulk as bulk
+import services.library.trash as trash
 import services.photos.integrity as integrity
 import services.photos.orphans as orphans
 from api.docs import install_docs
@@ -42,6 +44,7 @@ def register_job_types() -> None:
     text_vectors.register()
     faces.register()
     exports.register()
+    bulk.register()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -78,7 +81,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 context,
                 settings.job_workers,
                 settings.job_poll_seconds,
-                maintenance=[exports.cleanup_task, text_vectors.queue_stale_text_vectors, orphans.sweep_task],
+                maintenance=[
+                    exports.cleanup_task,
+                    text_vectors.queue_stale_text_vectors,
+                    orphans.sweep_task,
+                    trash.purge_task,
+                ],
             )
             runner.start()
         app.state.job_runner = runner

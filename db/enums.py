@@ -34,6 +34,7 @@ class JobType(StrEnum):
     verify = "verify"
     export = "export"
     embed_text = "embed_text"
+    bulk = "bulk"
 
 
 class JobState(StrEnum):

@@ -29,6 +29,7 @@ def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) ->
         ("asin", math.asin),
         ("sqrt", math.sqrt),
         ("radians", math.radians),
+        ("floor", math.floor),  # the map's grid cells
     ):
         dbapi_connection.create_function(name, 1, fn, deterministic=True)
 

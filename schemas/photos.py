@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from core.signing import signed_url
 from db.enums import AnalysisState, TagKind, TagSource, TagState, UploadStatus
-from schemas.common import Problem, RequestModel
+from schemas.common import Page, Problem, RequestModel
 
 if TYPE_CHECKING:
     from services.photos.views import PhotoView as PhotoViewLike
@@ -80,6 +80,11 @@ class Photo(BaseModel):
         "photo upright, as suggested by the analysis; apply it with PATCH rotation",
     )
     suggested_rotation_confidence: float | None = None
+    favorite: bool = False
+    rating: int = Field(default=0, description="0 (unrated) to 5 stars")
+    archived: bool = Field(default=False, description="left out of lists and search unless asked for")
+    trashed_at: datetime | None = Field(default=None, description="when it went to the trash; null if not")
+
     thumbnail_url: str | None = Field(
         default=None,
         description="signed, short-lived URL of the 256 px thumbnail: works in <img src> without a key",
@@ -88,6 +93,10 @@ class Photo(BaseModel):
     enhanced_url: str | None = Field(
         default=None, description="signed, short-lived URL of the low-light enhanced derivative"
     )
+
+
+class PhotoPage(Page[Photo]):
+    total: int | None = Field(default=None, description="photos passing the filters, with include_total=true")
 
 
 class PhotoPatch(RequestModel):
@@ -99,6 +108,9 @@ class PhotoPatch(RequestModel):
     # (updates use exclude_unset), so the default is only what the schema shows.
     rotation: Literal[0, 90, 180, 270] = Field(default=0, description="clockwise; omit to keep")
     caption: str | None = Field(default=None, max_length=2000)
+    favorite: bool | None = None
+    rating: int | None = Field(default=None, ge=0, le=5)
+    archived: bool | None = None
 
 
 class UploadResult(BaseModel):
@@ -154,6 +166,10 @@ def photo_from_view(view: "PhotoViewLike") -> Photo:
         thumbnail_url=signed_url(f"/v1/photos/{row.id}/thumbnail", {"size": "256"}),
         original_url=signed_url(f"/v1/photos/{row.id}/original"),
         enhanced_url=signed_url(f"/v1/photos/{row.id}/enhanced", {"mode": "low_light"}),
+        favorite=row.favorite,
+        rating=row.rating,
+        archived=row.archived,
+        trashed_at=row.trashed_at,
     )
 
 

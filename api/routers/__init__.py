@@ -2,17 +2,21 @@
 
 from fastapi import APIRouter
 
-from api.routers import events, exports, faces, health, jobs, people, photos, search, session, tags
+from api.routers import events, exports, faces, health, jobs, library, people, photos, search, session, tags
 
 ALL_ROUTERS: list[APIRouter] = [
     health.router,
     session.router,
     events.router,
     photos.router,
+    library.bulk,
     tags.router,
     faces.router,
     people.router,
     search.router,
     exports.router,
     jobs.router,
+    library.albums,
+    library.trash,
+    library.library,
 ]

@@ -9,13 +9,22 @@ from fastapi import APIRouter, File, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse, JSONResponse
 
 import services.analysis.service as analysis
+import services.library.trash as trash_service
 import services.photos.service as photo_service
 from api.deps import CurrentOwner, FiltersDep, JobRunnerDep, PagingDep, SessionDep, SettingsDep, StoreDep
 from api.errors import problem_from_error, problem_responses
 from api.http import http_date, not_modified
 from api.openapi import binary_content
 from schemas.common import Page, Problem
-from schemas.photos import ObjectDetection, Photo, PhotoPatch, UploadResponse, UploadResult, photo_from_view
+from schemas.photos import (
+    ObjectDetection,
+    Photo,
+    PhotoPage,
+    PhotoPatch,
+    UploadResponse,
+    UploadResult,
+    photo_from_view,
+)
 from services.photos.geometry import rotate_box
 from services.photos.service import PhotoSort
 from services.photos.views import photo_view, photo_views
@@ -82,19 +91,24 @@ def upload(
     return JSONResponse(body, status_code=201 if created else 200)
 
 
-@router.get("", name="list", response_model=Page[Photo], responses=PROBLEMS)
+@router.get("", name="list", response_model=PhotoPage, responses=PROBLEMS)
 def list_photos(
     db: SessionDep,
     owner: CurrentOwner,
     paging: PagingDep,
     filters: FiltersDep,
     sort: PhotoSort = "-taken_at",
-) -> Page[Photo]:
-    """List the owner's photos with filters, sorted, paginated by cursor."""
+    include_total: bool = False,
+) -> PhotoPage:
+    """List the owner's photos with filters, sorted, paginated by cursor; `include_total=true` adds
+    how many photos pass the filters."""
     rows, next_cursor = photo_service.list_photos(
         db, owner_id=owner, filters=filters, sort=sort, limit=paging.limit, cursor=paging.cursor
     )
-    return Page[Photo](items=[photo_from_view(v) for v in photo_views(db, rows)], next_cursor=next_cursor)
+    total = photo_service.count_photos(db, owner_id=owner, filters=filters) if include_total else None
+    return PhotoPage(
+        items=[photo_from_view(v) for v in photo_views(db, rows)], next_cursor=next_cursor, total=total
+    )
 
 
 @router.get("/{photo_id}", name="get", response_model=Photo, responses=PROBLEMS)
@@ -106,7 +120,8 @@ def get_photo(db: SessionDep, owner: CurrentOwner, photo_id: str) -> Photo:
 
 @router.patch("/{photo_id}", name="update", response_model=Photo, responses=PROBLEMS)
 def patch_photo(db: SessionDep, owner: CurrentOwner, photo_id: str, patch: PhotoPatch) -> Photo:
-    """Set user fields: `rotation` (0/90/180/270, clockwise) and `caption`."""
+    """Set user fields: `rotation` (0/90/180/270, clockwise), `caption`, `favorite`, `rating` (0-5),
+    `archived`."""
     row = photo_service.update_photo(
         db, owner_id=owner, photo_id=photo_id, changes=patch.model_dump(exclude_unset=True)
     )
@@ -114,9 +129,9 @@ def patch_photo(db: SessionDep, owner: CurrentOwner, photo_id: str, patch: Photo
 
 
 @router.delete("/{photo_id}", name="delete", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)
-def delete_photo(db: SessionDep, owner: CurrentOwner, store: StoreDep, photo_id: str) -> Response:
-    """Delete a photo; its bytes go when no other photo uses them."""
-    photo_service.delete_photo(db, store, owner_id=owner, photo_id=photo_id)
+def delete_photo(db: SessionDep, owner: CurrentOwner, photo_id: str) -> Response:
+    """Move a photo to the trash: hidden everywhere, restorable until it is purged."""
+    trash_service.trash_photo(db, owner_id=owner, photo_id=photo_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

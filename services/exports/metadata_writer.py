@@ -6,7 +6,9 @@ bytes back (plus, for formats that cannot carry XMP, a sidecar packet for `<name
 What is written, so that digiKam, Lightroom and exiftool all see it:
   * XMP dc:subject (Bag): every tag name and person name, flat.
   * XMP lr:hierarchicalSubject (Bag): `People|Alice`, `Objects|dog`, `Labels|espresso`,
-    `Categories|food`, `Tags|<user tag>`.
+    `Categories|food`, `Tags|<user tag>`, `Albums|<album name>`.
+  * XMP xmp:Rating (0-5 stars, 0 = unrated), when the photo has a rating. Favourites get no keyword:
+    neither digiKam nor Lightroom has a favourite field or keyword convention to follow.
   * XMP Iptc4xmpExt:PersonInImage (Bag): the people.
   * IPTC Keywords (each cut to the standard's 64 bytes) with CodedCharacterSet = UTF-8, where the
     format has IPTC (JPEG, PNG, TIFF; not WebP).
@@ -85,6 +87,7 @@ HIERARCHY_ROOTS: dict[str, str] = {
     "user": "Tags",
 }
 PEOPLE_ROOT = "People"
+ALBUMS_ROOT = "Albums"
 
 EMBEDDED_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/tiff"})
 # Decoders already apply HEIF transforms (irot/imir); their decoded image counts as the stored one.
@@ -213,6 +216,9 @@ class PhotoMetadata:
     # Final EXIF orientation to write (1..8), e.g. compose_orientation(file_orientation, rotation);
     # None keeps the file's own.
     orientation: int | None = None
+    # 1..5 stars written as xmp:Rating; None or 0 (unrated) leaves the file's rating as it is.
+    rating: int | None = None
+    albums: Sequence[str] = ()  # album names, written as `Albums|<name>`
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +301,7 @@ class _Plan:
             hierarchical.append(f"{root}|{_clean(name).replace('|', '/')}")
         people = _merge(meta.people, (f.name for f in meta.faces if f.name))
         hierarchical += [f"{PEOPLE_ROOT}|{p.replace('|', '/')}" for p in people]
+        hierarchical += [f"{ALBUMS_ROOT}|{_clean(a).replace('|', '/')}" for a in meta.albums if _clean(a)]
         caption = _clean_caption(meta.caption)
         return cls(_merge(tag_names, people), _merge(hierarchical), people, caption)
 
@@ -359,6 +366,8 @@ def _xmp_changes(
         langs = dict(old) if isinstance(old, dict) else {}
         langs['lang="x-default"'] = plan.caption  # other languages stay
         changes["Xmp.dc.description"] = langs
+    if meta.rating:
+        changes["Xmp.xmp.Rating"] = str(meta.rating)
     if meta.faces:
         changes.update(_region_changes(xmp, meta.faces, stored_size, orientation))
     return changes

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from core.config import Settings
 from core.errors import Conflict, Invalid, NotFound
 from core.storage import atomic_write
-from db.models import Export, Face, Person, Photo, PhotoTag
+from db.models import Album, AlbumPhoto, Export, Face, Person, Photo, PhotoTag
 from db.owned import get_owned
 from db.types import utcnow
 from services.exports.metadata_writer import (
@@ -36,13 +36,13 @@ from services.exports.zipstream import ZipEntry, safe_unique_name, write_zip
 from services.inference.models import ModelSet
 from services.jobs.service import JobContext, JobType, create_job, get_job, register_job_type
 from services.photos.filters import PhotoFilters
-from services.photos.service import get_photos, list_photos
-from services.search.service import search_photo_ids
+from services.photos.selection import MAX_SELECTION, select_photo_ids
+from services.photos.service import get_photos
 
 log = logging.getLogger(__name__)
 
 EXPORT_TTL = timedelta(hours=24)
-MAX_EXPORT_PHOTOS = 100_000
+MAX_EXPORT_PHOTOS = MAX_SELECTION
 CHUNK_BYTES = 1 << 20
 # Suggested (unreviewed) model output goes into files only when the model was this sure.
 MIN_SUGGESTED_TAG_CONFIDENCE = 0.5
@@ -59,29 +59,6 @@ def zip_path(settings: Settings, export_id: str) -> Path:
 
 def staging_dir(settings: Settings, export_id: str) -> Path:
     return export_dir(settings) / export_id
-
-
-def resolve_photo_ids(
-    db: Session, *, owner_id: str, photo_ids: list[str] | None, filters: PhotoFilters | None
-) -> list[str]:
-    if photo_ids is not None:
-        found = {p.id for p in get_photos(db, owner_id=owner_id, photo_ids=photo_ids)}
-        missing = [pid for pid in photo_ids if pid not in found]
-        if missing:
-            raise NotFound(
-                f"no photo with id {missing[0]!r}", errors=[{"photo_id": pid} for pid in missing[:50]]
-            )
-        return list(dict.fromkeys(photo_ids))
-    assert filters is not None
-    ids: list[str] = []
-    cursor = None
-    while True:
-        rows, cursor = list_photos(
-            db, owner_id=owner_id, filters=filters, sort="taken_at", limit=500, cursor=cursor
-        )
-        ids.extend(row.id for row in rows)
-        if cursor is None or len(ids) > MAX_EXPORT_PHOTOS:
-            return ids
 
 
 def create_export(db: Session, *, owner_id: str, photo_ids: list[str], request: dict[str, Any]) -> Export:
@@ -119,11 +96,9 @@ def start_export(
     request: dict[str, Any],
 ) -> Export:
     """An export of the photos chosen by id, by filters, or by a text search with filters."""
-    if photo_ids is None and query and query.strip():
-        assert filters is not None
-        selected = search_photo_ids(db, models, owner_id=owner_id, query=query.strip(), filters=filters)
-    else:
-        selected = resolve_photo_ids(db, owner_id=owner_id, photo_ids=photo_ids, filters=filters)
+    selected = select_photo_ids(
+        db, models, owner_id=owner_id, photo_ids=photo_ids, filters=filters, query=query
+    )
     return create_export(db, owner_id=owner_id, photo_ids=selected, request=request)
 
 
@@ -169,7 +144,8 @@ def ready_zip(db: Session, settings: Settings, *, owner_id: str, export_id: str)
 
 
 def photo_metadata(db: Session, photos: list[Photo]) -> dict[str, PhotoMetadata]:
-    """What goes into each file: reviewed or confident tags, people, named face regions, caption."""
+    """What goes into each file: reviewed or confident tags, people, named face regions, caption,
+    rating and album names."""
     ids = [photo.id for photo in photos]
     tags: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for tag in db.scalars(select(PhotoTag).where(PhotoTag.photo_id.in_(ids), PhotoTag.state != "rejected")):
@@ -182,6 +158,14 @@ def photo_metadata(db: Session, photos: list[Photo]) -> dict[str, PhotoMetadata]
     for face, name in rows:
         if face.person_source == "user" or (face.person_confidence or 0) >= MIN_MODEL_FACE_CONFIDENCE:
             faces[face.photo_id].append((face, name))
+    albums: dict[str, list[str]] = defaultdict(list)
+    for photo_id, album_name in db.execute(
+        select(AlbumPhoto.photo_id, Album.name)
+        .join(Album, Album.id == AlbumPhoto.album_id)
+        .where(AlbumPhoto.photo_id.in_(ids))
+        .order_by(Album.name)
+    ):
+        albums[photo_id].append(album_name)
     result: dict[str, PhotoMetadata] = {}
     for photo in photos:
         named = faces[photo.id]
@@ -194,6 +178,8 @@ def photo_metadata(db: Session, photos: list[Photo]) -> dict[str, PhotoMetadata]
                 for f, name in named
             ),
             orientation=compose_orientation(photo.orientation, photo.rotation),
+            rating=photo.rating or None,
+            albums=tuple(albums[photo.id]),
         )
     return result
 

@@ -39,6 +39,16 @@ class PhotoFilters(BaseModel):
     )
     has_faces: bool | None = None
     min_quality: float | None = Field(default=None, ge=0, le=100, description="quality score at least")
+    album: str | None = Field(default=None, max_length=36, description="album id: photos in that album")
+    favorite: bool | None = Field(default=None, description="favourites only (true) or none of them (false)")
+    min_rating: int | None = Field(default=None, ge=0, le=5, description="rating (0-5) at least")
+    archived: bool | None = Field(
+        default=None, description="archived photos are left out unless true (only them) is asked for"
+    )
+    has_gps: bool | None = Field(default=None, description="with (true) or without (false) GPS position")
+    place: str | None = Field(
+        default=None, max_length=200, description="city, region or country name (case-insensitive)"
+    )
 
     @field_validator("tags", "any_tags", "people", mode="before")
     @classmethod

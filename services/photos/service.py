@@ -19,7 +19,7 @@ from core.events import photos_changed, photos_deleted
 from core.pagination import decode_cursor, encode_cursor
 from core.storage import BlobStore, sha256_hex
 from db.enums import UploadStatus
-from db.models import Face, Photo, PhotoTag
+from db.models import AlbumPhoto, Face, Photo, PhotoTag
 from db.owned import get_owned
 from services.jobs.service import add_to_queued_job, job_type_names
 from services.photos.filenames import display_filename
@@ -105,6 +105,11 @@ def _upload_one(
     sha256 = sha256_hex(data)
     existing = _find_by_sha(db, owner_id, sha256)
     if existing is not None:
+        if existing.trashed_at is not None:
+            # Uploading a trashed photo again is the clearest "I want it back".
+            existing.trashed_at = None
+            photos_changed(db, owner_id, [existing.id])
+            db.commit()
         return UploadOutcome(filename=filename, status=UploadStatus.duplicate, photo=existing)
     exif = info.exif
     photo = Photo(
@@ -161,40 +166,65 @@ def get_photo(db: Session, *, owner_id: str, photo_id: str) -> Photo:
 
 
 def get_photos(db: Session, *, owner_id: str, photo_ids: list[str]) -> list[Photo]:
-    """The owner's photos among `photo_ids`, in the order given (unknown ids are skipped)."""
+    """The owner's photos among `photo_ids` not in the trash, in the order given (others are skipped)."""
     if not photo_ids:
         return []
-    rows = {
-        p.id: p for p in db.scalars(select(Photo).where(Photo.owner_id == owner_id, Photo.id.in_(photo_ids)))
-    }
+    # Trashed photos are hidden from every multi-photo use (exports, duplicates, analysis, review).
+    query = select(Photo).where(
+        Photo.owner_id == owner_id, Photo.id.in_(photo_ids), Photo.trashed_at.is_(None)
+    )
+    rows = {p.id: p for p in db.scalars(query)}
     return [rows[photo_id] for photo_id in photo_ids if photo_id in rows]
 
 
 def owner_photo_ids(db: Session, owner_id: str) -> list[str]:
     """Every photo id of the owner, oldest upload first (the default items of library-wide jobs)."""
-    return list(db.scalars(select(Photo.id).where(Photo.owner_id == owner_id).order_by(Photo.uploaded_at)))
+    query = select(Photo.id).where(Photo.owner_id == owner_id, Photo.trashed_at.is_(None))
+    return list(db.scalars(query.order_by(Photo.uploaded_at)))
+
+
+# The user fields a PATCH (or a bulk edit) may set.
+USER_FIELDS = ("rotation", "caption", "favorite", "rating", "archived")
+
+
+def set_user_fields(photo: Photo, changes: dict[str, Any]) -> None:
+    """Apply user-field changes to a photo row (no commit: the caller's transaction)."""
+    for name in USER_FIELDS:
+        if name not in changes:
+            continue
+        value = changes[name]
+        if name == "caption":
+            photo.caption = value or None  # null or blank clears it
+        elif value is not None:
+            setattr(photo, name, value)
 
 
 def update_photo(db: Session, *, owner_id: str, photo_id: str, changes: dict[str, Any]) -> Photo:
     photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
-    for name in ("rotation", "caption"):
-        if name in changes:
-            setattr(photo, name, changes[name] if name != "caption" else (changes[name] or None))
+    set_user_fields(photo, changes)
     photos_changed(db, owner_id, [photo.id])
     db.commit()
     return photo
 
 
-def delete_photo(db: Session, store: BlobStore, *, owner_id: str, photo_id: str) -> None:
-    photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
-    sha256 = photo.sha256
-    photos_deleted(db, owner_id, [photo.id])
-    db.delete(photo)
+def purge_photos(db: Session, store: BlobStore, photos: list[Photo]) -> int:
+    """Delete these photo rows for good (one commit), then the bytes no photo of any owner still uses."""
+    if not photos:
+        return 0
+    by_owner: dict[str, list[str]] = {}
+    for photo in photos:
+        by_owner.setdefault(photo.owner_id, []).append(photo.id)
+    for owner_id, ids in by_owner.items():
+        photos_deleted(db, owner_id, ids)
+    hashes = {photo.sha256 for photo in photos}
+    for photo in photos:
+        db.delete(photo)
     db.commit()
-    # The bytes go only when no photo of any owner still points at them.
-    if not blob_in_use(db, sha256):
-        store.delete(sha256)
-    log.info("photo %s deleted for owner %s", photo_id, owner_id)
+    for sha256 in hashes:
+        if not blob_in_use(db, sha256):
+            store.delete(sha256)
+    log.info("%d photos purged", len(photos))
+    return len(photos)
 
 
 def haversine_km_sql(lat: float, lon: float) -> ColumnElement[float]:
@@ -208,6 +238,29 @@ def haversine_km_sql(lat: float, lon: float) -> ColumnElement[float]:
 
 
 def apply_filters(query: Select[Any], filters: PhotoFilters) -> Select[Any]:
+    """Every listing, search, export, timeline, facet and map query goes through here: trashed photos
+    never pass, archived ones only when asked for."""
+    query = query.where(Photo.trashed_at.is_(None), Photo.archived.is_(bool(filters.archived)))
+    if filters.favorite is not None:
+        query = query.where(Photo.favorite.is_(filters.favorite))
+    if filters.min_rating is not None:
+        query = query.where(Photo.rating >= filters.min_rating)
+    if filters.has_gps is not None:
+        query = query.where(Photo.gps_lat.is_not(None) if filters.has_gps else Photo.gps_lat.is_(None))
+    if filters.place:
+        name = filters.place.strip().lower()
+        query = query.where(
+            or_(
+                func.lower(Photo.place_city) == name,
+                func.lower(Photo.place_region) == name,
+                func.lower(Photo.place_country) == name,
+            )
+        )
+    if filters.album is not None:
+        in_album = select(AlbumPhoto.photo_id).where(
+            AlbumPhoto.album_id == filters.album, AlbumPhoto.photo_id == Photo.id
+        )
+        query = query.where(in_album.exists())
     if filters.taken_after is not None:
         query = query.where(Photo.taken_at >= _naive(filters.taken_after))
     if filters.taken_before is not None:
@@ -331,6 +384,12 @@ def list_photos(
             last_key = datetime.fromisoformat(last_key)
         next_cursor = encode_cursor([last_key.isoformat(), photos[-1].id])
     return photos, next_cursor
+
+
+def count_photos(db: Session, *, owner_id: str, filters: PhotoFilters) -> int:
+    """How many photos the listing with these filters holds (for `include_total`)."""
+    query = apply_filters(select(func.count()).select_from(Photo).where(Photo.owner_id == owner_id), filters)
+    return int(db.scalar(query) or 0)
 
 
 def original_path(store: BlobStore, photo: Photo) -> Path:

@@ -104,6 +104,14 @@ def replace_model_tags(db: Session, *, photo: Photo, tags: Iterable[ModelTag], m
 
 def add_user_tag(db: Session, *, owner_id: str, photo_id: str, name: str) -> PhotoTag:
     photo = get_photo(db, owner_id=owner_id, photo_id=photo_id)
+    tag = stage_user_tag(db, photo, name)
+    photos_changed(db, owner_id, [photo.id])
+    db.commit()
+    return tag
+
+
+def stage_user_tag(db: Session, photo: Photo, name: str) -> PhotoTag:
+    """The photo's user tag of that name, added when missing (no commit: the caller's transaction)."""
     name = normalise_tag_name(name)
     # ON CONFLICT DO NOTHING: adding a tag is idempotent, also for concurrent identical requests.
     insert = sqlite_insert if db.get_bind().dialect.name == "sqlite" else postgresql_insert
@@ -113,7 +121,7 @@ def add_user_tag(db: Session, *, owner_id: str, photo_id: str, name: str) -> Pho
         .values(
             id=new_id(),
             photo_id=photo.id,
-            owner_id=owner_id,
+            owner_id=photo.owner_id,
             name=name,
             kind="user",
             confidence=None,
@@ -127,8 +135,6 @@ def add_user_tag(db: Session, *, owner_id: str, photo_id: str, name: str) -> Pho
     tag = db.scalars(
         select(PhotoTag).where(PhotoTag.photo_id == photo.id, PhotoTag.kind == "user", PhotoTag.name == name)
     ).one()
-    photos_changed(db, owner_id, [photo.id])
-    db.commit()
     return tag
 
 
@@ -145,6 +151,13 @@ def _tags_named(db: Session, owner_id: str, photo_id: str, name: str) -> tuple[P
 def set_tag_state(db: Session, *, owner_id: str, photo_id: str, name: str, state: TagState) -> list[PhotoTag]:
     """Confirm or reject every tag of that name on the photo (an object and a label may share a name)."""
     photo, tags = _tags_named(db, owner_id, photo_id, name)
+    stage_tag_state(tags, name, state)
+    photos_changed(db, owner_id, [photo.id])
+    db.commit()
+    return tags
+
+
+def stage_tag_state(tags: list[PhotoTag], name: str, state: TagState) -> None:
     for tag in tags:
         if tag.source == "user" and state != "confirmed":
             raise Invalid(
@@ -152,21 +165,33 @@ def set_tag_state(db: Session, *, owner_id: str, photo_id: str, name: str, state
                 errors=[{"field": "state"}],
             )
         tag.state = state
-    photos_changed(db, owner_id, [photo.id])
-    db.commit()
-    return tags
 
 
 def remove_tag(db: Session, *, owner_id: str, photo_id: str, name: str) -> None:
     """A user tag is deleted; a model tag is rejected, so later analyses do not bring it back."""
     photo, tags = _tags_named(db, owner_id, photo_id, name)
+    stage_tag_removal(db, tags)
+    photos_changed(db, owner_id, [photo.id])
+    db.commit()
+
+
+def stage_tag_removal(db: Session, tags: list[PhotoTag]) -> None:
     for tag in tags:
         if tag.source == "user":
             db.delete(tag)
         else:
             tag.state = "rejected"
-    photos_changed(db, owner_id, [photo.id])
-    db.commit()
+
+
+def tags_named(db: Session, photo_ids: list[str], name: str) -> dict[str, list[PhotoTag]]:
+    """Every tag of that name on these photos, by photo (no owner check: callers pass owned ids)."""
+    found: dict[str, list[PhotoTag]] = {}
+    query = select(PhotoTag).where(
+        PhotoTag.photo_id.in_(photo_ids), PhotoTag.name == normalise_tag_name(name)
+    )
+    for tag in db.scalars(query):
+        found.setdefault(tag.photo_id, []).append(tag)
+    return found
 
 
 def vocabulary(db: Session, *, owner_id: str, kind: str | None = None) -> list[dict[str, Any]]:

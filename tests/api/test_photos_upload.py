@@ -217,13 +217,16 @@ def test_same_file_twice_is_one_photo_and_two_owners_get_one_each(
     assert theirs.status_code == 201
     their_id = theirs.json()["results"][0]["photo"]["id"]
     assert their_id != first.json()["results"][0]["photo"]["id"]
-    # The bytes are shared: deleting one owner's photo keeps them for the other.
+    # The bytes are shared: purging one owner's photo keeps them for the other.
     store = client.app.state.store
     sha = first.json()["results"][0]["photo"]["sha256"]
     assert client.delete(f"/v1/photos/{their_id}", headers=other_owner.headers).status_code == 204
+    assert client.request("DELETE", "/v1/trash", headers=other_owner.headers).json()["purged"] == 1
     assert store.exists(sha)
     mine = first.json()["results"][0]["photo"]["id"]
     assert client.delete(f"/v1/photos/{mine}", headers=owner.headers).status_code == 204
+    assert store.exists(sha)  # in the trash, the bytes stay
+    assert client.request("DELETE", "/v1/trash", headers=owner.headers).json()["purged"] == 1
     assert not store.exists(sha)
 
 
