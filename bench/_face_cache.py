@@ -3,8 +3,8 @@
 `load_faces(folder)` runs YuNet + 5-point alignment + both MobileFaceNet embedders (paddlex, the
 service's default, and foamliu from ../shared/models, for fusion experiments) over every image of
 FOLDER/images listed in FOLDER/ground_truth.json, and keeps one main face per photo. Results are
-cached as .npz under $SHOEBOX_FACE_CACHE (default /work/cache/faces) keyed by folder and variant, so a
-research script never computes them twice. Generated data: never committed.
+cached as .npz under $SHOEBOX_FACE_CACHE (default: the repo's git-ignored .export-cache/faces), keyed
+by folder and variant, so a research script never computes them twice. Generated data: never committed.
 
 `pad` (a fraction of the image size added as black border on every side) is for tight face crops
 such as kin_fiw, where the detector may need context around the face.
@@ -30,7 +30,9 @@ if str(REPO_ROOT) not in sys.path:
 from services.inference.face_align import align_face  # noqa: E402
 from services.inference.faces import FaceAnalyzer, FaceEmbedder  # noqa: E402
 
-CACHE_DIR = Path(os.environ.get("SHOEBOX_FACE_CACHE", "/work/cache/faces"))
+CACHE_DIR = Path(
+    os.environ.get("SHOEBOX_FACE_CACHE", Path(__file__).resolve().parent.parent / ".export-cache" / "faces")
+)
 FOAMLIU_FILE = Path(
     os.environ.get(
         "SHOEBOX_FOAMLIU_MODEL", str(REPO_ROOT.parent / "shared" / "models" / "mobilefacenet_foamliu.onnx")

@@ -4,7 +4,7 @@ Usage: .venv/bin/python bench/fit_open_set.py [--testdata ../shared/testdata] [-
            [--embedders paddlex,foamliu,fused]
 
 Embeddings come from bench/_face_cache.py (the service's own YuNet + MobileFaceNet pipeline, cached
-under /work/cache/faces). No HTTP here: this script chooses the thresholds of the open-set decision
+under .export-cache/faces). No HTTP here: this script chooses the thresholds of the open-set decision
 (`decide` in the recognition module) and says how well they transfer to people they were not fitted on.
 
 faces_lfw: the people with 5+ photos are dealt into --folds folds by identity (the 600 people with one
