@@ -1,12 +1,14 @@
 """SQLAlchemy 2 typed ORM. Every owned row carries owner_id; services always filter by it."""
 
 import unicodedata
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -204,6 +206,14 @@ class Person(Base):
     owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     name_key: Mapped[str] = mapped_column(String(800))
+    # The face shown for the person; unset (or its face gone): their best user-labelled face.
+    cover_face_id: Mapped[str | None] = mapped_column(
+        ForeignKey("faces.id", ondelete="SET NULL", use_alter=True, name="fk_people_cover_face_id_faces"),
+        nullable=True,
+    )
+    # Hidden people (strangers in the background, a statue) stay named but leave lists and facets.
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    birth_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -1,6 +1,6 @@
 """Face and person models."""
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -78,6 +78,14 @@ class Person(BaseModel):
     face_count: int
     labeled_count: int = Field(description="faces a user named as this person")
     photo_count: int
+    cover_face_id: str | None = Field(
+        description="the face shown for the person: the one chosen by PATCH, else their best labelled face"
+    )
+    thumbnail_url: str | None = Field(
+        default=None, description="signed, short-lived URL of the cover face's crop (works in <img src>)"
+    )
+    hidden: bool = Field(description="hidden people are left out of the people list and facets")
+    birth_date: date | None
     created_at: datetime
 
 
@@ -86,7 +94,18 @@ class PersonCreate(RequestModel):
 
 
 class PersonPatch(RequestModel):
-    name: str = Field(min_length=1, max_length=200, examples=["Alice Smith"])
+    """Only the fields sent change; `null` clears the cover (back to automatic) or the birth date."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200, examples=["Alice Smith"])
+    cover_face_id: Id | None = Field(default=None, description="one of this person's faces")
+    hidden: bool | None = None
+    birth_date: date | None = Field(default=None, examples=["1990-04-21"])
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> "PersonPatch":
+        if not self.model_fields_set:
+            raise ValueError("send at least one of name, cover_face_id, hidden, birth_date")
+        return self
 
 
 class PersonMerge(RequestModel):

@@ -1,12 +1,15 @@
 """People: create, list, rename, delete, merge, and their photos."""
 
 from fastapi import APIRouter, status
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 
 import services.faces.people as people_service
+import services.faces.service as face_service
 import services.photos.service as photo_service
-from api.deps import CurrentOwner, FiltersDep, JobRunnerDep, PagingDep, SessionDep
+from api.deps import CurrentOwner, FiltersDep, JobRunnerDep, PagingDep, SessionDep, StoreDep
 from api.errors import problem_responses
+from api.openapi import binary_content
+from core.signing import signed_url
 from db.models import Person as PersonRow
 from schemas.common import Page
 from schemas.faces import Person, PersonCreate, PersonMerge, PersonPatch
@@ -21,7 +24,20 @@ PROBLEMS = problem_responses({404: "no such person for this owner", 409: "the na
 
 def people_out(db: SessionDep, rows: list[PersonRow]) -> list[Person]:
     stats = people_service.people_stats(db, [row.id for row in rows])
-    return [Person(id=row.id, name=row.name, created_at=row.created_at, **stats[row.id]) for row in rows]
+    covers = people_service.cover_faces(db, rows)
+    return [
+        Person(
+            id=row.id,
+            name=row.name,
+            created_at=row.created_at,
+            cover_face_id=covers[row.id],
+            thumbnail_url=signed_url(f"/v1/faces/{covers[row.id]}/thumbnail") if covers[row.id] else None,
+            hidden=row.hidden,
+            birth_date=row.birth_date,
+            **stats[row.id],
+        )
+        for row in rows
+    ]
 
 
 @router.get("", name="list", response_model=Page[Person], responses=PROBLEMS)
@@ -29,10 +45,12 @@ def list_people(
     db: SessionDep,
     owner: CurrentOwner,
     paging: PagingDep,
+    include_hidden: bool = False,
 ) -> Page[Person]:
-    """The owner's people by name, with face and photo counts."""
+    """The owner's people by name, with face and photo counts and a cover face; hidden people only
+    with `include_hidden=true`."""
     rows, next_cursor = people_service.list_people(
-        db, owner_id=owner, limit=paging.limit, cursor=paging.cursor
+        db, owner_id=owner, limit=paging.limit, cursor=paging.cursor, include_hidden=include_hidden
     )
     return Page[Person](items=people_out(db, rows), next_cursor=next_cursor)
 
@@ -53,11 +71,25 @@ def get_person(db: SessionDep, owner: CurrentOwner, person_id: str) -> Person:
 
 
 @router.patch("/{person_id}", name="update", response_model=Person, responses=PROBLEMS)
-def rename_person(db: SessionDep, owner: CurrentOwner, person_id: str, body: PersonPatch) -> Person:
-    """Rename a person. Every face keeps pointing at them, so names are never lost."""
-    return people_out(
-        db, [people_service.rename_person(db, owner_id=owner, person_id=person_id, name=body.name)]
-    )[0]
+def update_person(db: SessionDep, owner: CurrentOwner, person_id: str, body: PersonPatch) -> Person:
+    """Rename a person (every face keeps pointing at them, so names are never lost), choose their cover
+    face, hide or show them, set their birth date."""
+    changes = body.model_dump(include=body.model_fields_set)
+    person = people_service.update_person(db, owner_id=owner, person_id=person_id, changes=changes)
+    return people_out(db, [person])[0]
+
+
+@router.get(
+    "/{person_id}/thumbnail",
+    name="thumbnail",
+    response_class=FileResponse,
+    responses={200: {"content": binary_content("image/jpeg"), "description": "the cover face"}, **PROBLEMS},
+)
+def person_thumbnail(db: SessionDep, owner: CurrentOwner, store: StoreDep, person_id: str) -> Response:
+    """A square JPEG crop of the person's cover face, 160 px (404 while they have no face)."""
+    path = face_service.person_thumbnail_path(store, db, owner_id=owner, person_id=person_id)
+    # The cover may change at any time: the browser revalidates (the ETag spares the bytes).
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, no-cache"})
 
 
 @router.delete("/{person_id}", name="delete", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)

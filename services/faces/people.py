@@ -13,7 +13,7 @@ from core.errors import Conflict, Invalid
 from core.events import photos_changed
 from core.pagination import decode_cursor, encode_cursor
 from db.base import new_id
-from db.models import Face, Person, person_name_key
+from db.models import Face, Person, Photo, person_name_key
 from db.owned import get_owned
 from db.types import utcnow
 from services.jobs.service import ensure_queued_job
@@ -83,21 +83,90 @@ def get_or_create_by_name(db: Session, *, owner_id: str, name: str) -> Person:
     return person
 
 
-def rename_person(db: Session, *, owner_id: str, person_id: str, name: str) -> Person:
+# Fields a PATCH may set; a field left out of the request keeps its value.
+PERSON_FIELDS = frozenset({"name", "cover_face_id", "hidden", "birth_date"})
+
+
+def update_person(db: Session, *, owner_id: str, person_id: str, changes: dict[str, Any]) -> Person:
+    """Rename, pick the cover face, hide or show, set or clear the birth date, in one transaction."""
     person = get_person(db, owner_id=owner_id, person_id=person_id)
-    name = clean_person_name(name)
-    other = find_by_name(db, owner_id=owner_id, name=name)
-    if other is not None and other.id != person.id:
-        raise Conflict(f"a person named {name!r} already exists: merge them instead")
-    person.name = name
+    unknown = set(changes) - PERSON_FIELDS
+    if unknown:
+        raise Invalid(f"unknown person fields: {', '.join(sorted(unknown))}")
+    renamed = False
+    if "name" in changes:
+        if changes["name"] is None:
+            raise Invalid("a person's name cannot be removed", errors=[{"field": "name"}])
+        name = clean_person_name(changes["name"])
+        other = find_by_name(db, owner_id=owner_id, name=name)
+        if other is not None and other.id != person.id:
+            raise Conflict(f"a person named {name!r} already exists: merge them instead")
+        renamed = name != person.name
+        person.name = name
+    if "cover_face_id" in changes:
+        face_id = changes["cover_face_id"]
+        if face_id is not None:
+            face = get_owned(db, Face, owner_id=owner_id, row_id=face_id, what="face")
+            if face.person_id != person.id:
+                raise Invalid(
+                    f"face {face_id} is not a face of {person.name}: name it first",
+                    errors=[{"field": "cover_face_id"}],
+                )
+        person.cover_face_id = face_id
+    if "hidden" in changes:
+        person.hidden = bool(changes["hidden"])
+    if "birth_date" in changes:
+        person.birth_date = changes["birth_date"]
     try:
         db.flush()
     except IntegrityError as exc:  # a concurrent request took the name first
         db.rollback()
-        raise Conflict(f"a person named {name!r} already exists: merge them instead") from exc
-    photos_changed(db, owner_id, _photo_ids_of([person.id], db))
+        raise Conflict(f"a person named {person.name!r} already exists: merge them instead") from exc
+    if renamed:
+        photos_changed(db, owner_id, _photo_ids_of([person.id], db))
     db.commit()
     return person
+
+
+def cover_faces(db: Session, people: list[Person]) -> dict[str, str | None]:
+    """Each person's cover face: the one the user chose while it is still theirs, else their best
+    face on a photo not in the trash (user-labelled first, then the detector's most certain)."""
+    covers: dict[str, str | None] = {person.id: None for person in people}
+    chosen = {p.cover_face_id: p.id for p in people if p.cover_face_id is not None}
+    if chosen:
+        still_theirs = db.execute(
+            select(Face.id, Face.person_id)
+            .join(Photo, Photo.id == Face.photo_id)
+            .where(Face.id.in_(list(chosen)), Photo.trashed_at.is_(None))
+        )
+        for face_id, person_id in still_theirs:
+            if person_id is not None and chosen.get(face_id) == person_id:
+                covers[person_id] = face_id
+    missing = [person_id for person_id, face_id in covers.items() if face_id is None]
+    if missing:
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=Face.person_id,
+                order_by=(
+                    case((Face.person_source == "user", 0), else_=1),
+                    Face.detection_score.desc(),
+                    Face.id,
+                ),
+            )
+            .label("rank")
+        )
+        ranked = (
+            select(Face.person_id, Face.id, rank)
+            .join(Photo, Photo.id == Face.photo_id)
+            .where(Face.person_id.in_(missing), Photo.trashed_at.is_(None))
+            .subquery()
+        )
+        for person_id, face_id in db.execute(
+            select(ranked.c.person_id, ranked.c.id).where(ranked.c.rank == 1)
+        ):
+            covers[person_id] = face_id
+    return covers
 
 
 def delete_person(db: Session, *, owner_id: str, person_id: str) -> None:
@@ -153,13 +222,15 @@ def _photo_ids_of(person_ids: list[str], db: Session) -> list[str]:
 
 
 def list_people(
-    db: Session, *, owner_id: str, limit: int, cursor: str | None = None
+    db: Session, *, owner_id: str, limit: int, cursor: str | None = None, include_hidden: bool = False
 ) -> tuple[list[Person], str | None]:
-    """People by name (case-insensitive), keyset-paged."""
+    """People by name (case-insensitive), keyset-paged; hidden people only when asked for."""
     # The stored key, not SQL lower(): SQLite's lower() folds ASCII only, so a cursor computed in
     # Python would not match it for "Émile".
     key = Person.name_key
     query = select(Person).where(Person.owner_id == owner_id)
+    if not include_hidden:
+        query = query.where(Person.hidden.is_(False))
     if cursor:
         last_name, last_id = decode_cursor(cursor, (str, str))
         query = query.where(or_(key > last_name, and_(key == last_name, Person.id > last_id)))
@@ -171,7 +242,7 @@ def list_people(
 
 
 def people_stats(db: Session, person_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Face and photo counts per person, split by who named the faces."""
+    """Face and photo counts per person, split by who named the faces (photos in the trash left out)."""
     stats = {pid: {"face_count": 0, "labeled_count": 0, "photo_count": 0} for pid in person_ids}
     if not person_ids:
         return stats
@@ -182,7 +253,8 @@ def people_stats(db: Session, person_ids: list[str]) -> dict[str, dict[str, Any]
             func.sum(case((Face.person_source == "user", 1), else_=0)),
             func.count(func.distinct(Face.photo_id)),
         )
-        .where(Face.person_id.in_(person_ids))
+        .join(Photo, Photo.id == Face.photo_id)
+        .where(Face.person_id.in_(person_ids), Photo.trashed_at.is_(None))
         .group_by(Face.person_id)
     )
     for person_id, faces, labelled, photos in rows:

@@ -19,13 +19,13 @@ from sqlalchemy import Select, and_, case, delete, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 import services.faces.recognition as recognition
-from core.errors import Conflict, Invalid
+from core.errors import Conflict, Invalid, NotFound
 from core.events import photos_changed
 from core.pagination import decode_cursor, encode_cursor
 from core.storage import BlobStore
 from db.models import Face, FaceRejection, Person, Photo
 from db.owned import get_owned
-from services.faces.people import get_or_create_by_name, get_person
+from services.faces.people import cover_faces, get_or_create_by_name, get_person
 from services.inference.faces import FaceResult
 from services.inference.tensors import box_iou
 from services.jobs.service import JobContext, JobType, ensure_queued_job, register_job_type
@@ -109,8 +109,13 @@ def list_faces(
     cursor: str | None = None,
 ) -> tuple[list[Face], str | None]:
     """`order=confidence`: the model's names and suggestions, least sure first (faces with neither
-    sort as 0, user labels as 1). `suggested=true`: faces that carry a suggestion (the review queue)."""
-    query: Select[Any] = select(Face).where(Face.owner_id == owner_id)
+    sort as 0, user labels as 1). `suggested=true`: faces that carry a suggestion (the review queue).
+    Faces on photos in the trash are left out, as the photos are everywhere else."""
+    query: Select[Any] = (
+        select(Face)
+        .join(Photo, Photo.id == Face.photo_id)
+        .where(Face.owner_id == owner_id, Photo.trashed_at.is_(None))
+    )
     if person_id is not None:
         get_person(db, owner_id=owner_id, person_id=person_id)
         query = query.where(Face.person_id == person_id)
@@ -243,16 +248,19 @@ def _current_embedding_model(db: Session, owner_id: str) -> str | None:
 
 
 def suggest_clusters(db: Session, *, owner_id: str, min_size: int = 2) -> list[list[str]]:
-    """Groups of faces nobody named, so a whole group can be named with one label call."""
+    """Groups of faces nobody named (photos in the trash left out), so a whole group can be named
+    with one label call."""
     model = _current_embedding_model(db, owner_id)
     faces = list(
         db.scalars(
             select(Face)
+            .join(Photo, Photo.id == Face.photo_id)
             .where(
                 Face.owner_id == owner_id,
                 Face.person_id.is_(None),
                 Face.recognisable.is_(True),
                 Face.embedding_model == model,
+                Photo.trashed_at.is_(None),
             )
             .order_by(Face.id)
         )
@@ -417,6 +425,15 @@ def face_crop_path(store: BlobStore, db: Session, *, owner_id: str, face_id: str
 
     variant = "face-{}-{}.jpg".format(size, "-".join(f"{v:.4f}" for v in box))
     return store.get_or_make_derived(photo.sha256, variant, make)
+
+
+def person_thumbnail_path(store: BlobStore, db: Session, *, owner_id: str, person_id: str) -> Any:
+    """The crop of the person's cover face; 404 while they have no face on a photo outside the trash."""
+    person = get_person(db, owner_id=owner_id, person_id=person_id)
+    face_id = cover_faces(db, [person])[person.id]
+    if face_id is None:
+        raise NotFound(f"{person.name} has no face to show yet")
+    return face_crop_path(store, db, owner_id=owner_id, face_id=face_id)
 
 
 def register() -> None:

@@ -35,7 +35,7 @@ def facets(
     person_query = (
         select(Person.id, Person.name, func.count(func.distinct(Face.photo_id)))
         .join(Face, Face.person_id == Person.id)
-        .where(Person.owner_id == owner_id)
+        .where(Person.owner_id == owner_id, Person.hidden.is_(False))
         .group_by(Person.id, Person.name)
         .order_by(func.count(func.distinct(Face.photo_id)).desc(), Person.name)
         .limit(limit)

@@ -355,6 +355,7 @@ def test_trash_hides_everywhere_and_restore_brings_it_back_whole(app_client: Tes
             "search": photo_id in {i["photo"]["id"] for i in searched},
             "duplicates": any(photo_id in {p["id"] for p in g["photos"]} for g in dups),
             "people": photo_id in {p["id"] for p in person},
+            "faces": photo_id in {f["photo_id"] for f in search_all(app_client, owner, "/v1/faces", {})},
             "album": photo_id in album_photo_ids(app_client, owner, keep["id"]),
             "timeline": sum(
                 i["count"] for i in app_client.get("/v1/timeline", headers=owner.headers).json()["items"]
@@ -365,6 +366,9 @@ def test_trash_hides_everywhere_and_restore_brings_it_back_whole(app_client: Tes
     assert all(visible_everywhere().values()), visible_everywhere()
     assert app_client.delete(f"/v1/photos/{photo_id}", headers=owner.headers).status_code == 204
     assert not any(visible_everywhere().values()), visible_everywhere()
+    # The person's counts leave the trashed photo out too.
+    counted = app_client.get(f"/v1/people/{person_id}", headers=owner.headers).json()["photo_count"]
+    assert counted == len(search_all(app_client, owner, f"/v1/people/{person_id}/photos", {}))
     export = app_client.post("/v1/exports", headers=owner.headers, json={"photo_ids": [photo_id]})
     assert export.status_code == 404
     everything = app_client.post("/v1/exports", headers=owner.headers, json={"search": {}}).json()
@@ -387,6 +391,75 @@ def test_trash_hides_everywhere_and_restore_brings_it_back_whole(app_client: Tes
     assert (
         app_client.delete(f"/v1/photos/{photo_id}", headers=new_owner(app_client).headers).status_code == 404
     )
+
+
+def test_a_persons_cover_face_thumbnail_hiding_and_birth_date(app_client: TestClient) -> None:
+    owner = new_owner(app_client)
+    names = [name for name in sorted(FACES_TRUTH) if FACES_TRUTH[name] == "Madonna"][:2]
+    ids = upload(app_client, owner, [(name, (FACES_DIR / "images" / name).read_bytes()) for name in names])
+    analyse(app_client, owner, list(ids.values()))
+    face_ids = [
+        app_client.get(f"/v1/photos/{ids[name]}/faces", headers=owner.headers).json()["items"][0]["id"]
+        for name in names
+    ]
+    labelled = app_client.post(
+        "/v1/faces/label", headers=owner.headers, json={"face_ids": face_ids, "name": "Cover Person"}
+    )
+    assert labelled.status_code == 200, labelled.text
+    people = app_client.get("/v1/people", headers=owner.headers).json()["items"]
+    person = next(p for p in people if p["name"] == "Cover Person")
+    assert person["cover_face_id"] in face_ids and not person["hidden"] and person["birth_date"] is None
+    # The signed URL works without the key, as an <img src> would use it.
+    crop = app_client.get(person["thumbnail_url"])
+    assert crop.status_code == 200 and crop.headers["content-type"] == "image/jpeg"
+    thumbnail = app_client.get(f"/v1/people/{person['id']}/thumbnail", headers=owner.headers)
+    assert thumbnail.status_code == 200 and thumbnail.content[:2] == b"\xff\xd8"
+
+    other_cover = next(face_id for face_id in face_ids if face_id != person["cover_face_id"])
+    changed = app_client.patch(
+        f"/v1/people/{person['id']}",
+        headers=owner.headers,
+        json={"cover_face_id": other_cover, "birth_date": "1958-08-16", "hidden": True},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["cover_face_id"] == other_cover
+    assert changed.json()["birth_date"] == "1958-08-16" and changed.json()["hidden"] is True
+    assert changed.json()["name"] == "Cover Person"  # fields not sent keep their value
+    listed_people = app_client.get("/v1/people", headers=owner.headers).json()["items"]
+    assert person["id"] not in {p["id"] for p in listed_people}
+    with_hidden = app_client.get("/v1/people", headers=owner.headers, params={"include_hidden": True})
+    assert person["id"] in {p["id"] for p in with_hidden.json()["items"]}
+    facet_people = app_client.get("/v1/facets", headers=owner.headers).json()["people"]
+    assert person["id"] not in {p["value"] for p in facet_people}
+    # Hidden is about lists: the person's own page and photos still answer.
+    assert app_client.get(f"/v1/people/{person['id']}/photos", headers=owner.headers).json()["items"]
+
+    # A face of someone else cannot be the cover; an empty PATCH says what it wants.
+    stranger = app_client.post("/v1/people", headers=owner.headers, json={"name": "Nobody Yet"}).json()
+    refused = app_client.patch(
+        f"/v1/people/{stranger['id']}", headers=owner.headers, json={"cover_face_id": other_cover}
+    )
+    assert refused.status_code == 422 and "cover_face_id" in refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    empty = app_client.patch(f"/v1/people/{person['id']}", headers=owner.headers, json={})
+    assert empty.status_code == 422 and "at least one" in empty.text
+    faceless = app_client.get(f"/v1/people/{stranger['id']}/thumbnail", headers=owner.headers)
+    assert faceless.status_code == 404 and "no face" in faceless.json()["detail"]
+    assert stranger["thumbnail_url"] is None and stranger["cover_face_id"] is None
+
+    # null puts the cover back to automatic and clears the birth date; the cover follows the trash.
+    cleared = app_client.patch(
+        f"/v1/people/{person['id']}",
+        headers=owner.headers,
+        json={"cover_face_id": None, "birth_date": None, "hidden": False},
+    ).json()
+    assert cleared["cover_face_id"] in face_ids and cleared["birth_date"] is None and not cleared["hidden"]
+    photo_of = {face_ids[i]: ids[name] for i, name in enumerate(names)}
+    trashed = app_client.delete(f"/v1/photos/{photo_of[cleared['cover_face_id']]}", headers=owner.headers)
+    assert trashed.status_code == 204
+    after_trash = app_client.get(f"/v1/people/{person['id']}", headers=owner.headers).json()
+    assert after_trash["cover_face_id"] in set(face_ids) - {cleared["cover_face_id"]}
+    assert after_trash["photo_count"] == 1
 
 
 def test_purge_deletes_bytes_only_when_no_other_photo_uses_them(app_client: TestClient) -> None:
