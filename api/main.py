@@ -13,6 +13,7 @@ import services.analysis.text_vectors as text_vectors
 import services.exports.service as exports
 import services.faces.service as faces
 import services.library.bulk as bulk
+import services.library.facets as facets
 import services.library.trash as trash
 import services.photos.integrity as integrity
 import services.photos.orphans as orphans
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     text_vectors.queue_stale_text_vectors,
                     orphans.sweep_task,
                     trash.purge_task,
+                    facets.build_counts_task,
                 ],
             )
             runner.start()

@@ -8,7 +8,7 @@ the version it has applied and reads only the documents changed since.
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, LargeBinary, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base
@@ -22,6 +22,23 @@ class SearchOwnerState(Base):
 
     owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
+    # True once every document of the owner carries its facet keys, so FacetCount rows are complete
+    # (owners created after migration 0010 start so; older ones are brought up by facet_counts.build).
+    facets_ready: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
+
+
+class FacetCount(Base):
+    """How many visible photos of an owner carry one facet value (a tag, a person, a camera, a year...).
+
+    Kept exact by the document writer: each document remembers the facet keys its photo contributes
+    (`PhotoSearchDoc.facet_keys`), and a rewrite adds the difference here, in the same transaction.
+    """
+
+    __tablename__ = "facet_counts"
+
+    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class PhotoSearchDoc(Base):
@@ -48,4 +65,7 @@ class PhotoSearchDoc(Base):
     # The summary's sentence embedding (float32, unit length) and the text model that made it.
     summary_vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     summary_model: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # The facet keys this photo adds to FacetCount ([] while trashed or archived); None: written before
+    # migration 0010 and not yet counted.
+    facet_keys: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -1,5 +1,7 @@
 """Facet counts for the current filters: how many photos each tag, person, camera, year, place,
-favourite state and rating would leave. One grouped query per facet over the filtered photos."""
+favourite state and rating would leave. Unfiltered (how a gallery opens): read from the counts the
+document writer keeps (services.search.facet_counts). Filtered: one grouped query per facet over the
+filtered photos."""
 
 from collections import defaultdict
 from typing import Any
@@ -8,9 +10,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import Face, Person, Photo, PhotoTag
+from services.jobs.service import JobContext
 from services.library.timeline import bucket_of
 from services.photos.filters import PhotoFilters
 from services.photos.service import apply_filters
+from services.search.documents import build_facet_counts
+from services.search.facet_counts import counts_ready, owners_to_build, read_counts
 
 # Values listed per facet (per tag kind for tags), most frequent first.
 DEFAULT_FACET_LIMIT = 20
@@ -19,6 +24,61 @@ DEFAULT_FACET_LIMIT = 20
 def facets(
     db: Session, *, owner_id: str, filters: PhotoFilters, limit: int = DEFAULT_FACET_LIMIT
 ) -> dict[str, Any]:
+    if filters == PhotoFilters() and counts_ready(db, owner_id):
+        return facets_from_counts(db, owner_id=owner_id, limit=limit)
+    return counted_facets(db, owner_id=owner_id, filters=filters, limit=limit)
+
+
+def _top(items: list[dict[str, Any]], limit: int | None, *tie: str) -> list[dict[str, Any]]:
+    ranked = sorted(items, key=lambda item: (-item["count"], *(str(item[t] or "") for t in tie)))
+    return ranked if limit is None else ranked[:limit]
+
+
+def facets_from_counts(db: Session, *, owner_id: str, limit: int = DEFAULT_FACET_LIMIT) -> dict[str, Any]:
+    """The unfiltered facets from the kept counts: one read of a few hundred rows."""
+    tags: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_facet: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    person_counts: dict[str, int] = {}
+    total = 0
+    for key, count in read_counts(db, owner_id):
+        facet, values = key[0], key[1:]
+        if facet == "total":
+            total = count
+        elif facet == "tag":
+            tags[values[0]].append({"value": values[1], "count": count})
+        elif facet == "person":
+            person_counts[values[0]] = count
+        elif facet == "camera":
+            by_facet[facet].append({"make": values[0], "model": values[1], "count": count})
+        elif facet == "place":
+            by_facet[facet].append(
+                {"city": values[0], "region": values[1], "country": values[2], "count": count}
+            )
+        else:
+            by_facet[facet].append({"value": values[0], "count": count})
+    shown = db.execute(
+        select(Person.id, Person.name).where(
+            Person.owner_id == owner_id, Person.hidden.is_(False), Person.id.in_(list(person_counts))
+        )
+    )
+    people = [{"value": pid, "name": name, "count": person_counts[pid]} for pid, name in shown]
+    return {
+        "total": total,
+        "tags": {kind: _top(values, limit, "value") for kind, values in tags.items()},
+        "people": _top(people, limit, "name"),
+        "cameras": _top(by_facet["camera"], limit, "make", "model"),
+        "years": sorted(by_facet["year"], key=lambda item: (item["value"] is None, item["value"] or "")),
+        "places": _top(by_facet["place"], limit, "city", "region", "country"),
+        "favorite": _top(by_facet["favorite"], limit),
+        "rating": sorted(by_facet["rating"], key=lambda item: item["value"]),
+    }
+
+
+def counted_facets(
+    db: Session, *, owner_id: str, filters: PhotoFilters, limit: int = DEFAULT_FACET_LIMIT
+) -> dict[str, Any]:
+    """The facets by grouped queries over the filtered photos."""
+
     def filtered(*columns: Any) -> Any:
         return apply_filters(select(*columns).where(Photo.owner_id == owner_id), filters)
 
@@ -85,3 +145,10 @@ def facets(
             ({"value": int(v), "count": int(n)} for v, n in grouped(Photo.rating)), key=lambda i: i["value"]
         ),
     }
+
+
+def build_counts_task(context: JobContext) -> None:
+    """The job runner's maintenance step: count the libraries whose documents predate the counts."""
+    with context.sessions() as db:
+        for owner_id in owners_to_build(db):
+            build_facet_counts(db, owner_id)

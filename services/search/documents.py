@@ -9,7 +9,7 @@ documents and the change feed commit (or roll back) with the change itself.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import PurePath
@@ -25,6 +25,7 @@ from db.models import Face, Person, Photo, PhotoAnalysis, PhotoTag
 from db.search_models import PhotoSearchDoc, SearchOwnerState
 from db.types import utcnow
 from services.inference.text import TextEmbedder
+from services.search.facet_counts import apply_delta, mark_facets_ready, photo_facet_keys, replace_keys
 from services.search.text import METADATA_PREFIX, NAME_PREFIX, phrase_term, terms, words
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class PhotoFacts:
     tags: list[PhotoTag]
     raw_labels: list[tuple[str, float]]
     people: list[str]
+    person_ids: list[str]
 
 
 def season(month: int, southern: bool) -> str:
@@ -174,14 +176,22 @@ def gather_facts(db: Session, owner_id: str, photo_ids: list[str]) -> list[Photo
         )
     }
     people: dict[str, list[str]] = defaultdict(list)
-    for photo_id, name in db.execute(
-        select(Face.photo_id, Person.name)
+    person_ids: dict[str, set[str]] = defaultdict(set)
+    for photo_id, person_id, name in db.execute(
+        select(Face.photo_id, Person.id, Person.name)
         .join(Person, Person.id == Face.person_id)
         .where(Face.photo_id.in_(ids))
     ):
         people[photo_id].append(name)
+        person_ids[photo_id].add(person_id)
     return [
-        PhotoFacts(photo=p, tags=tags[p.id], raw_labels=raw.get(p.id, []), people=people[p.id])
+        PhotoFacts(
+            photo=p,
+            tags=tags[p.id],
+            raw_labels=raw.get(p.id, []),
+            people=people[p.id],
+            person_ids=sorted(person_ids[p.id]),
+        )
         for p in photos
     ]
 
@@ -226,6 +236,7 @@ def write_documents(db: Session, owner_id: str, photo_ids: list[str]) -> None:
         return
     version = bump_version(db, owner_id)
     existing = _existing_docs(db, [f.photo.id for f in facts])
+    delta: Counter[str] = Counter()
     for fact in facts:
         entries = photo_entries(fact)
         index_terms, length = entry_terms(entries)
@@ -243,6 +254,8 @@ def write_documents(db: Session, owner_id: str, photo_ids: list[str]) -> None:
         doc.terms = index_terms
         doc.length = length
         doc.summary = new_summary
+        replace_keys(doc, photo_facet_keys(fact.photo, fact.tags, fact.person_ids), delta)
+    apply_delta(db, owner_id, delta)
 
 
 def embed_summaries(db: Session, owner_id: str, photo_ids: list[str], text_model: TextEmbedder) -> None:
@@ -269,6 +282,7 @@ def mark_deleted(db: Session, owner_id: str, photo_ids: list[str]) -> None:
         return
     version = bump_version(db, owner_id)
     existing = _existing_docs(db, photo_ids)
+    delta: Counter[str] = Counter()
     for photo_id in photo_ids:
         doc = existing.get(photo_id)
         if doc is None:
@@ -284,6 +298,8 @@ def mark_deleted(db: Session, owner_id: str, photo_ids: list[str]) -> None:
         doc.summary = ""
         doc.summary_vector = None
         doc.summary_model = None
+        replace_keys(doc, [], delta)
+    apply_delta(db, owner_id, delta)
     db.execute(
         delete(PhotoSearchDoc).where(
             PhotoSearchDoc.owner_id == owner_id,
@@ -309,6 +325,41 @@ def backfill_documents(db: Session, owner_id: str, batch: int = 500) -> int:
     if missing:
         log.info("search documents backfilled for %d photos of owner %s", len(missing), owner_id)
     return len(missing)
+
+
+def build_facet_counts(db: Session, owner_id: str, batch: int = 500) -> int:
+    """Count the documents written before facet counts existed (migration 0010), a batch per
+    transaction; the last one marks the owner ready. Returns how many documents it counted."""
+    counted = 0
+    while True:
+        # The owner's row lock (taken by bump_version) orders this against concurrent rewrites.
+        bump_version(db, owner_id)
+        pending = list(
+            db.scalars(
+                select(PhotoSearchDoc)
+                .where(PhotoSearchDoc.owner_id == owner_id, PhotoSearchDoc.facet_keys.is_(None))
+                .limit(batch)
+            )
+        )
+        if not pending:
+            mark_facets_ready(db, owner_id)
+            db.commit()
+            if counted:
+                log.info("facet counts built for %d photos of owner %s", counted, owner_id)
+            return counted
+        facts = {
+            fact.photo.id: fact for fact in gather_facts(db, owner_id, [doc.photo_id for doc in pending])
+        }
+        delta: Counter[str] = Counter()
+        for doc in pending:
+            fact = facts.get(doc.photo_id)
+            keys = (
+                photo_facet_keys(fact.photo, fact.tags, fact.person_ids) if fact and not doc.deleted else []
+            )
+            replace_keys(doc, keys, delta)
+        apply_delta(db, owner_id, delta)
+        db.commit()
+        counted += len(pending)
 
 
 def owned_by(column: Any, owner_id: str) -> ColumnElement[bool]:
