@@ -14,6 +14,9 @@ from core.errors import Invalid, UnsupportedMedia
 from core.signing import SIGNED_URL_PARAMS
 
 
+HEAD_REQUEST = "shoebox.head_request"
+
+
 class HeadAsGet:
     """Answers HEAD wherever GET is: the GET route runs and only its status and headers are sent (so
     Content-Length, ETag and Content-Type are exactly those of the GET)."""
@@ -35,7 +38,8 @@ class HeadAsGet:
                 finished = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+        # Streams look at HEAD_REQUEST to end at once: their headers are all a HEAD wants.
+        await self.app({**scope, "method": "GET", HEAD_REQUEST: True}, receive, headers_only)
 
 
 def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:

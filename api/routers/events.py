@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentOwner, SettingsDep
 from api.errors import problem_responses
+from api.http import HEAD_REQUEST
 from services.events.service import Event, EventCursor
 
 router = APIRouter(tags=["events"])
@@ -59,6 +60,8 @@ async def stream_events(
         started = last_sent = time.monotonic()
         sequence = 0
         yield "retry: 2000\n\n"
+        if request.scope.get(HEAD_REQUEST):
+            return
         while max_seconds is None or time.monotonic() - started < max_seconds:
             if await request.is_disconnected():
                 return

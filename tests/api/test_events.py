@@ -60,3 +60,12 @@ def test_event_stream_follows_a_real_analysis(client: TestClient, owner: OwnerAu
     quiet = read_events(client, stranger, lambda events: False, max_seconds=2)
     assert quiet == []
     assert client.get("/v1/events").status_code == 401
+
+
+def test_head_of_the_stream_answers_its_headers_at_once(client: TestClient, owner: OwnerAuth) -> None:
+    started = time.monotonic()
+    # Without an end of its own, a GET would stream for a minute; a HEAD wants the headers only.
+    head = client.head("/v1/events", headers=owner.headers, params={"max_seconds": 60})
+    assert head.status_code == 200 and head.headers["content-type"].startswith("text/event-stream")
+    assert head.content == b""
+    assert time.monotonic() - started < 10
