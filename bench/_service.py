@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -62,8 +63,8 @@ def running_service(
     env_overrides: dict[str, str] | None = None, startup_timeout: float = 120.0, keep_data: bool = False
 ) -> Iterator[Service]:
     """Start the service, wait until /readyz answers 200, yield it, then stop it (SIGINT, then kill)."""
-    tmp = tempfile.TemporaryDirectory(prefix="shoebox-bench-")
-    data_dir = Path(tmp.name)
+    # mkdtemp, not TemporaryDirectory: the latter removes itself when collected, keep_data or not.
+    data_dir = Path(tempfile.mkdtemp(prefix="shoebox-bench-"))
     api_key = f"sbx_bench_{secrets.token_hex(16)}"
     port = free_port()
     env = dict(os.environ)
@@ -111,7 +112,7 @@ def running_service(
         if keep_data:
             print(f"[service] data kept in {data_dir}", file=sys.stderr)
         else:
-            tmp.cleanup()
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _raise_system_exit(signum: int, frame: object) -> None:
