@@ -3,12 +3,18 @@
 import os
 import subprocess
 import sys
+import threading
+import uuid
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from api.main import create_app
 from core.config import REPO_ROOT, Settings
+from db.models import ApiKey, Owner
+from db.session import get_engine, session_factory, upgrade_schema
+from services.owners.service import ensure_bootstrap_owner, hash_key
 from tests.paths import MODEL_DIR
 
 
@@ -59,3 +65,33 @@ def test_bootstrap_key_makes_the_default_owner(tmp_path: Path) -> None:
             assert response.status_code == 200
             assert client.get("/healthz").json() == {"status": "ok"}
     assert (tmp_path / "shoebox.db").is_file()
+
+
+def test_processes_starting_together_make_one_bootstrap_owner(postgres_url: str) -> None:
+    """An API and its workers start at once and each makes sure the bootstrap owner exists."""
+    upgrade_schema(postgres_url)
+    engine = get_engine(postgres_url)
+    sessions = session_factory(engine)
+    name, key = f"race-{uuid.uuid4().hex[:8]}", f"sbx_race_{uuid.uuid4().hex}"
+    start = threading.Barrier(6)
+    answers: list[str] = []
+    failures: list[BaseException] = []
+
+    def start_up() -> None:
+        start.wait()
+        try:
+            with sessions() as db:
+                answers.append(ensure_bootstrap_owner(db, key=key, owner_name=name))
+        except BaseException as exc:  # collected: the test fails on any of them
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start_up) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    with sessions() as db:
+        owners = list(db.scalars(select(Owner.id).where(Owner.name == name)))
+        keys = list(db.scalars(select(ApiKey.owner_id).where(ApiKey.key_hash == hash_key(key))))
+    assert len(owners) == 1 and set(answers) == set(owners) and keys == owners

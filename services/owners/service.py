@@ -2,9 +2,11 @@
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound, Unauthorized
@@ -84,14 +86,27 @@ def session_owner(db: Session, *, key_id: str) -> str:
     return api_key.owner_id
 
 
-def ensure_bootstrap_owner(db: Session, *, key: str, owner_name: str = "default") -> str:
-    """Make sure owner `default` exists and holds `key` (idempotent across restarts and processes)."""
-    owner = db.scalar(select(Owner).where(Owner.name == owner_name))
-    if owner is None:
-        owner = create_owner(db, name=owner_name)
-    existing = db.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
-    if existing is None:
-        issue_key(db, owner_id=owner.id, name="bootstrap", key=key)
-    elif existing.owner_id != owner.id:
-        raise Conflict("the bootstrap key already belongs to another owner")
-    return owner.id
+def ensure_bootstrap_owner(db: Session, *, key: str, owner_name: str = "default", attempts: int = 5) -> str:
+    """Make sure owner `default` exists and holds `key`, committed (idempotent across restarts and
+    processes: an API and its workers starting together race to create them, and the loser reads
+    what the winner wrote)."""
+    for attempt in range(attempts):
+        try:
+            owner = db.scalar(select(Owner).where(Owner.name == owner_name))
+            if owner is None:
+                owner = create_owner(db, name=owner_name)
+            existing = db.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+            if existing is None:
+                issue_key(db, owner_id=owner.id, name="bootstrap", key=key)
+            elif existing.owner_id != owner.id:
+                raise Conflict("the bootstrap key already belongs to another owner")
+            owner_id = owner.id
+            db.commit()
+            return owner_id
+        except (IntegrityError, OperationalError):
+            # Another process inserted the same owner or key first (or held SQLite's lock too long).
+            db.rollback()
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
