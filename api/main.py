@@ -23,6 +23,7 @@ from api.http import HeadAsGet, http_contract
 from api.middleware import RequestGuard
 from api.openapi import install_openapi
 from api.routers import ALL_ROUTERS
+from api.web import install_web_app
 from core.config import Settings, get_settings
 from core.signing import UrlSigner, load_or_create_secret
 from core.storage import BlobStore
@@ -140,4 +141,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_openapi(app)
     install_docs(app)
+    # Last: its catch-all route answers only what no API route does.
+    install_web_app(app)
     return app
