@@ -2,11 +2,25 @@
 
 from fastapi import APIRouter
 
-from api.routers import events, exports, faces, health, jobs, library, people, photos, search, session, tags
+from api.routers import (
+    events,
+    exports,
+    faces,
+    health,
+    jobs,
+    library,
+    people,
+    photos,
+    search,
+    session,
+    setup,
+    tags,
+)
 
 ALL_ROUTERS: list[APIRouter] = [
     health.router,
     session.router,
+    setup.router,
     events.router,
     photos.router,
     library.bulk,

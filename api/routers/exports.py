@@ -4,11 +4,12 @@ from fastapi import APIRouter, status
 from fastapi.responses import FileResponse, Response
 
 import services.exports.service as export_service
-from api.deps import CurrentOwner, JobRunnerDep, ModelsDep, SessionDep, SettingsDep
+from api.deps import CurrentOwner, JobRunnerDep, ModelsDep, PagingDep, SessionDep, SettingsDep
 from api.errors import problem_responses
 from api.openapi import binary_content
 from db.enums import ExportState
 from db.models import Export as ExportRow
+from schemas.common import Page
 from schemas.exports import Export, ExportCreate
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"])
@@ -53,6 +54,15 @@ def create_export(
     if runner is not None:
         runner.wake()
     return export_out(db, export)
+
+
+@router.get("", name="list", response_model=Page[Export], responses=PROBLEMS)
+def list_exports(db: SessionDep, owner: CurrentOwner, paging: PagingDep) -> Page[Export]:
+    """The owner's exports, newest first, each with its state, progress and download link."""
+    rows, next_cursor = export_service.list_exports(
+        db, owner_id=owner, limit=paging.limit, cursor=paging.cursor
+    )
+    return Page[Export](items=[export_out(db, row) for row in rows], next_cursor=next_cursor)
 
 
 @router.get("/{export_id}", name="get", response_model=Export, responses=PROBLEMS)

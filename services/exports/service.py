@@ -12,15 +12,16 @@ import logging
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, literal, or_, select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.errors import Conflict, Invalid, NotFound
+from core.pagination import decode_cursor, encode_cursor
 from core.storage import atomic_write
 from db.models import Album, AlbumPhoto, Export, Face, Person, Photo, PhotoTag
 from db.owned import get_owned
@@ -100,6 +101,24 @@ def start_export(
         db, models, owner_id=owner_id, photo_ids=photo_ids, filters=filters, query=query
     )
     return create_export(db, owner_id=owner_id, photo_ids=selected, request=request)
+
+
+def list_exports(
+    db: Session, *, owner_id: str, limit: int, cursor: str | None = None
+) -> tuple[list[Export], str | None]:
+    """The owner's exports, newest first, keyset-paged (expired ones too, until cleaned up)."""
+    query = select(Export).where(Export.owner_id == owner_id)
+    if cursor:
+        created, last_id = decode_cursor(cursor, (datetime, str))
+        bound = literal(created, type_=Export.created_at.type)
+        query = query.where(
+            or_(Export.created_at < bound, and_(Export.created_at == bound, Export.id < last_id))
+        )
+    rows = list(db.scalars(query.order_by(Export.created_at.desc(), Export.id.desc()).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor([last.created_at.isoformat(), last.id])
 
 
 def get_export(db: Session, *, owner_id: str, export_id: str) -> Export:

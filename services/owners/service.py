@@ -5,7 +5,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -110,3 +110,24 @@ def ensure_bootstrap_owner(db: Session, *, key: str, owner_name: str = "default"
                 raise
             time.sleep(0.1 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def first_owner_needed(db: Session) -> bool:
+    """True while the service has no owner at all: a fresh install that nobody has set up yet."""
+    return not db.scalar(select(func.count()).select_from(Owner))
+
+
+def create_first_owner(db: Session, *, name: str) -> IssuedKey:
+    """The first owner of a fresh install and its first API key; Conflict once any owner exists, so
+    this open door closes for good as soon as somebody walks through it."""
+    if not first_owner_needed(db):
+        raise Conflict("this Shoebox is already set up; sign in with an API key")
+    try:
+        owner = create_owner(db, name=name)
+        issued = issue_key(db, owner_id=owner.id, name="first")
+        db.commit()
+    except IntegrityError:
+        # Two first visitors at once: one of them made it.
+        db.rollback()
+        raise Conflict("this Shoebox is already set up; sign in with an API key") from None
+    return issued
