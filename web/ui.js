@@ -1,0 +1,182 @@
+// Small DOM helpers shared by the views: element builder, toasts, states, photo tiles.
+import { describe } from './api.js';
+
+export function h(tag, attrs = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on') && typeof value === 'function') element.addEventListener(key.slice(2), value);
+    else if (key === 'class') element.className = value;
+    else if (key === 'dataset') Object.assign(element.dataset, value);
+    else if (key in element && typeof value !== 'string') element[key] = value;
+    else element.setAttribute(key, value === true ? '' : value);
+  }
+  append(element, children);
+  return element;
+}
+
+function append(element, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+export function replace(element, ...children) {
+  element.replaceChildren();
+  append(element, children);
+  return element;
+}
+
+export function toast(message, kind = 'info') {
+  const item = h('div', { class: `toast ${kind}`, role: kind === 'error' ? 'alert' : undefined }, message);
+  document.getElementById('toasts').append(item);
+  setTimeout(() => item.remove(), kind === 'error' ? 8000 : 4000);
+}
+
+export function showError(error) {
+  if (error?.name === 'AbortError') return;
+  toast(describe(error), 'error');
+}
+
+export const loading = (what = 'Loading') => h('p', { class: 'state loading', role: 'status' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), `${what}…`);
+export const empty = (title, hint, ...actions) =>
+  h('div', { class: 'state empty' }, h('h2', {}, title), hint ? h('p', {}, hint) : null, ...actions);
+export const errorState = (error) => h('div', { class: 'state error', role: 'alert' }, h('h2', {}, 'Something went wrong'), h('p', {}, describe(error)));
+
+export function pageHeader(title, ...actions) {
+  return h('div', { class: 'page-head' }, h('h1', {}, title), h('div', { class: 'actions' }, ...actions));
+}
+
+export function navigate(path) {
+  history.pushState({}, '', path);
+  window.dispatchEvent(new Event('shoebox:navigate'));
+}
+
+export function link(href, attrs, ...children) {
+  return h('a', { href, 'data-link': '', ...attrs }, ...children);
+}
+
+export function formatDate(value, withTime = false) {
+  if (!value) return 'Undated';
+  const date = new Date(value.length <= 19 ? value : value.slice(0, 19));
+  if (Number.isNaN(date.getTime())) return value;
+  return date.toLocaleString(undefined, withTime
+    ? { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }
+    : { year: 'numeric', month: 'short', day: 'numeric' });
+}
+
+export function monthName(bucket) {
+  if (!bucket) return 'Undated';
+  const [year, month] = bucket.split('-').map(Number);
+  return new Date(year, (month || 1) - 1, 1).toLocaleString(undefined, month ? { month: 'short', year: 'numeric' } : { year: 'numeric' });
+}
+
+export function photoAlt(photo) {
+  const tags = (photo.tags || []).filter((t) => t.state !== 'rejected' && (t.confidence ?? 1) >= 0.4)
+    .slice(0, 4).map((t) => t.name);
+  const when = photo.taken_at ? `, ${formatDate(photo.taken_at)}` : '';
+  return tags.length ? `Photo of ${tags.join(', ')}${when}` : `${photo.filename}${when}`;
+}
+
+/** A fixed-aspect tile: its box never changes size while the thumbnail loads. */
+export function photoTile(photo, { selectable = null, caption = null } = {}) {
+  const tile = h('figure', { class: 'tile', dataset: { photoId: photo.id } },
+    link(`/photo/${photo.id}`, { class: 'tile-link', 'aria-label': photoAlt(photo) },
+      h('img', { src: photo.thumbnail_url, alt: photoAlt(photo), loading: 'lazy', decoding: 'async', width: 256, height: 256 })),
+    photo.favorite ? h('span', { class: 'badge fav', title: 'Favourite' }, '♥') : null,
+    photo.rating ? h('span', { class: 'badge rating', title: `${photo.rating} stars` }, `${photo.rating}★`) : null,
+    caption ? h('figcaption', {}, caption) : null);
+  if (selectable) {
+    const box = h('input', { type: 'checkbox', class: 'select', 'aria-label': `Select ${photo.filename}`, checked: selectable.has(photo.id) });
+    box.addEventListener('change', () => {
+      if (box.checked) selectable.add(photo.id); else selectable.delete(photo.id);
+      tile.classList.toggle('selected', box.checked);
+      tile.dispatchEvent(new CustomEvent('selection', { bubbles: true }));
+    });
+    tile.classList.toggle('selected', box.checked);
+    tile.prepend(box);
+  }
+  return tile;
+}
+
+/** A paged grid that loads the next page as its end scrolls into view. Rendering of far-away rows is
+ * skipped by the browser (content-visibility), so tens of thousands of tiles stay smooth. */
+export function pagedGrid(fetchPage, renderItem, { emptyState } = {}) {
+  const grid = h('div', { class: 'grid', role: 'list' });
+  const sentinel = h('div', { class: 'sentinel' });
+  const status = h('div', { class: 'grid-status' }, loading('Loading photos'));
+  const wrapper = h('div', { class: 'paged' }, grid, sentinel, status);
+  let cursor = null;
+  let busy = false;
+  let done = false;
+  let count = 0;
+  async function more() {
+    if (busy || done) return;
+    busy = true;
+    try {
+      const page = await fetchPage(cursor);
+      for (const item of page.items) {
+        const node = renderItem(item);
+        node.setAttribute('role', 'listitem');
+        grid.append(node);
+      }
+      count += page.items.length;
+      cursor = page.next_cursor;
+      done = !cursor;
+      replace(status, done && !count ? (emptyState || empty('Nothing here yet')) : null);
+      wrapper.dispatchEvent(new CustomEvent('loaded', { detail: { count, done } }));
+      wrapper.dataset.state = done ? 'complete' : 'more';
+    } catch (error) {
+      replace(status, errorState(error));
+      done = true;
+    } finally {
+      busy = false;
+    }
+    if (!done && sentinel.getBoundingClientRect().top < innerHeight * 2) more();
+  }
+  const observer = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && more(), { rootMargin: '800px' });
+  observer.observe(sentinel);
+  more();
+  wrapper.stop = () => observer.disconnect();
+  return wrapper;
+}
+
+export function stars(value, onChange, label = 'Rating') {
+  const group = h('div', { class: 'stars', role: 'radiogroup', 'aria-label': label });
+  const render = (current) => replace(group, ...[1, 2, 3, 4, 5].map((n) => h('button', {
+    type: 'button', role: 'radio', 'aria-checked': String(n === current), 'aria-label': `${n} star${n > 1 ? 's' : ''}`,
+    class: n <= current ? 'on' : '', onclick: async () => { const next = n === current ? 0 : n; render(next); await onChange(next); },
+  }, '★')));
+  render(value);
+  return group;
+}
+
+export function percent(value) { return `${Math.round(value * 100)}%`; }
+
+export function confirmDialog(message, confirmLabel = 'Confirm') {
+  return new Promise((resolve) => {
+    const dialog = h('dialog', { class: 'dialog' },
+      h('form', { method: 'dialog' }, h('p', {}, message),
+        h('div', { class: 'actions' },
+          h('button', { value: 'cancel', class: 'secondary' }, 'Cancel'),
+          h('button', { value: 'ok', class: 'danger' }, confirmLabel))));
+    dialog.addEventListener('close', () => { resolve(dialog.returnValue === 'ok'); dialog.remove(); });
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
+
+export function promptDialog(message, { label = 'Name', value = '', confirmLabel = 'Save' } = {}) {
+  return new Promise((resolve) => {
+    const input = h('input', { name: 'value', required: true, value, autocomplete: 'off' });
+    const dialog = h('dialog', { class: 'dialog' },
+      h('form', { method: 'dialog' }, h('p', {}, message), h('label', {}, label, input),
+        h('div', { class: 'actions' },
+          h('button', { value: 'cancel', class: 'secondary', formnovalidate: true }, 'Cancel'),
+          h('button', { value: 'ok' }, confirmLabel))));
+    dialog.addEventListener('close', () => { resolve(dialog.returnValue === 'ok' ? input.value.trim() : null); dialog.remove(); });
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}

@@ -1,0 +1,212 @@
+// One photo: the image large with named face boxes, tags to confirm/reject/add, quality, rotation
+// suggestion, the low-light view, facts, similar photos, favourite and rating.
+import { all, api, describe } from '../api.js';
+import { confirmDialog, formatDate, h, link, loading, navigate, percent, photoAlt, photoTile, replace, showError, stars, toast } from '../ui.js';
+
+const KIND_NAMES = { object: 'Object', label: 'Label', category: 'Category', user: 'Your tag' };
+const ISSUE_WORDS = {
+  blurred: 'blurred', blur: 'blurred', too_dark: 'too dark', dark: 'too dark', overexposed: 'overexposed', noisy: 'noisy',
+  low_resolution: 'low resolution', heavy_compression: 'heavily compressed', compression: 'heavily compressed',
+};
+
+export async function render(main, [photoId]) {
+  main.append(loading('Loading photo'));
+  let photo = await api(`/v1/photos/${photoId}`);
+  let faces = (await api(`/v1/photos/${photoId}/faces`)).items;
+  let people = await all('/v1/people');
+  let objectUrl = null;
+  let enhanced = false;
+  const image = h('img', { class: 'photo-image', alt: photoAlt(photo) });
+  const boxes = h('div', { class: 'face-boxes' });
+  const stage = h('div', { class: 'stage' }, image, boxes);
+  const facePanel = h('div', { class: 'face-panel', id: 'face-panel' });
+  const side = h('div', { class: 'photo-side' });
+  const similar = h('section', { class: 'similar', 'aria-labelledby': 'similar-title' });
+
+  async function loadImage() {
+    // Fetched (revalidated by ETag) rather than set as src: a rotation changes the bytes behind one URL.
+    const url = enhanced ? photo.enhanced_url : `/v1/photos/${photo.id}/thumbnail?size=1024`;
+    try {
+      const response = await fetch(url, { cache: 'no-cache', credentials: 'same-origin' });
+      if (!response.ok) throw new Error(`the image did not load (${response.status})`);
+      const next = URL.createObjectURL(await response.blob());
+      image.src = next;
+      if (objectUrl) URL.revokeObjectURL(objectUrl);
+      objectUrl = next;
+    } catch (error) { showError(error); }
+  }
+
+  async function patch(body, message) {
+    try {
+      photo = await api(`/v1/photos/${photo.id}`, { method: 'PATCH', json: body });
+      if (message) toast(message);
+      return true;
+    } catch (error) { showError(error); return false; }
+  }
+
+  function drawFaces() {
+    replace(boxes, faces.map((face, index) => {
+      const [x, y, w, hgt] = face.bbox;
+      const name = face.person?.name || (face.suggestion ? `${face.suggestion.person.name}?` : 'Who is this?');
+      const button = h('button', {
+        type: 'button', class: `face-box ${face.person ? 'named' : face.suggestion ? 'suggested' : 'unknown'}`,
+        'aria-label': `Face ${index + 1}: ${face.person ? face.person.name : face.suggestion ? `maybe ${face.suggestion.person.name}` : 'unnamed'}`,
+        dataset: { faceId: face.id }, onclick: () => openFace(face),
+      }, h('span', { class: 'face-name' }, name));
+      Object.assign(button.style, { left: `${x * 100}%`, top: `${y * 100}%`, width: `${w * 100}%`, height: `${hgt * 100}%` });
+      return button;
+    }));
+  }
+
+  async function reloadFaces() {
+    faces = (await api(`/v1/photos/${photo.id}/faces`)).items;
+    people = await all('/v1/people');
+    drawFaces();
+  }
+
+  function openFace(face) {
+    const input = h('input', { id: 'face-name', list: 'people-names', autocomplete: 'off', required: true, value: face.person?.name || '' });
+    const label = async (body, message) => {
+      try {
+        await api('/v1/faces/label', { method: 'POST', json: { face_ids: [face.id], ...body } });
+        toast(message);
+        replace(facePanel);
+        await reloadFaces();
+      } catch (error) { showError(error); }
+    };
+    const suggestion = face.suggestion;
+    replace(facePanel,
+      h('img', { src: face.thumbnail_url, alt: `Face ${face.person ? `of ${face.person.name}` : 'without a name'}`, width: 96, height: 96, class: 'face-thumb' }),
+      h('form', {
+        class: 'face-form',
+        onsubmit: (event) => {
+          event.preventDefault();
+          const name = input.value.trim();
+          const known = people.find((p) => p.name.toLowerCase() === name.toLowerCase());
+          label(known ? { person_id: known.id } : { name }, `Named ${name}`);
+        },
+      },
+      h('label', { for: 'face-name' }, face.person ? `This is ${face.person.name}${face.person_source === 'model' ? ` (model, ${percent(face.person_confidence || 0)})` : ''}. Rename:` : 'Who is this?'),
+      h('datalist', { id: 'people-names' }, people.map((p) => h('option', { value: p.name }))),
+      h('div', { class: 'row' }, input, h('button', { type: 'submit' }, 'Save name'))),
+      suggestion ? h('div', { class: 'row' }, `Is this ${suggestion.person.name}? (${percent(suggestion.confidence)})`,
+        h('button', { type: 'button', onclick: () => label({ person_id: suggestion.person.id }, `Confirmed ${suggestion.person.name}`) }, 'Yes'),
+        h('button', { type: 'button', class: 'secondary', onclick: () => unassign(face) }, 'No')) : null,
+      face.person ? h('button', { type: 'button', class: 'secondary', onclick: () => unassign(face) }, `Not ${face.person.name}`) : null,
+      face.recognisable === false ? h('p', { class: 'hint' }, 'This face is small or blurred: it is not used to teach the model.') : null);
+    input.focus();
+  }
+
+  async function unassign(face) {
+    try {
+      await api(`/v1/faces/${face.id}/person`, { method: 'DELETE' });
+      replace(facePanel);
+      await reloadFaces();
+    } catch (error) { showError(error); }
+  }
+
+  async function setTag(tag, state) {
+    try {
+      photo = await api(`/v1/photos/${photo.id}/tags/${encodeURIComponent(tag.name)}`, { method: 'PATCH', json: { state } });
+      drawSide();
+    } catch (error) { showError(error); }
+  }
+
+  function tagList() {
+    const visible = photo.tags.filter((t) => t.state !== 'rejected');
+    const rejected = photo.tags.filter((t) => t.state === 'rejected');
+    const input = h('input', { id: 'new-tag', autocomplete: 'off', required: true, 'aria-label': 'New tag' });
+    return h('section', { 'aria-labelledby': 'tags-title', class: 'tags' }, h('h2', { id: 'tags-title' }, 'Tags'),
+      visible.length ? h('ul', { class: 'tag-list' }, visible.map((tag) => h('li', { class: `tag ${tag.state}`, dataset: { tag: tag.name } },
+        h('span', { class: 'tag-name' }, tag.name),
+        h('span', { class: 'tag-meta' }, `${KIND_NAMES[tag.kind] || tag.kind}${tag.confidence != null && tag.source === 'model' ? ` · ${percent(tag.confidence)}` : ''}${tag.state === 'confirmed' ? ' · confirmed' : ''}`),
+        tag.source === 'model' && tag.state !== 'confirmed' ? h('button', { type: 'button', class: 'icon', 'aria-label': `Confirm ${tag.name}`, onclick: () => setTag(tag, 'confirmed') }, '✓') : null,
+        h('button', {
+          type: 'button', class: 'icon', 'aria-label': tag.source === 'user' ? `Remove ${tag.name}` : `Reject ${tag.name}`,
+          onclick: async () => {
+            if (tag.source === 'user') {
+              try { await api(`/v1/photos/${photo.id}/tags/${encodeURIComponent(tag.name)}`, { method: 'DELETE' }); photo = await api(`/v1/photos/${photo.id}`); drawSide(); } catch (error) { showError(error); }
+            } else setTag(tag, 'rejected');
+          },
+        }, '✕')))) : h('p', { class: 'hint' }, photo.analysis_state === 'done' ? 'No tags.' : 'Tags appear when analysis finishes.'),
+      rejected.length ? h('p', { class: 'hint' }, `Rejected: ${rejected.map((t) => t.name).join(', ')}`) : null,
+      h('form', {
+        class: 'row', onsubmit: async (event) => {
+          event.preventDefault();
+          try { photo = await api(`/v1/photos/${photo.id}/tags`, { method: 'POST', json: { name: input.value } }); drawSide(); document.getElementById('new-tag')?.focus(); } catch (error) { showError(error); }
+        },
+      }, input, h('button', { type: 'submit' }, 'Add tag')));
+  }
+
+  function facts() {
+    const rows = [
+      ['Taken', photo.taken_at ? formatDate(photo.taken_at, true) : 'Unknown'],
+      ['Camera', [photo.camera?.make, photo.camera?.model].filter(Boolean).join(' ') || null],
+      ['Place', photo.place ? [photo.place.city, photo.place.region, photo.place.country].filter(Boolean).join(', ') : null],
+      ['GPS', photo.gps ? `${photo.gps.lat.toFixed(5)}, ${photo.gps.lon.toFixed(5)}` : null],
+      ['Size', `${photo.width} × ${photo.height} px · ${(photo.size_bytes / 1048576).toFixed(1)} MB`],
+      ['File', photo.filename],
+      ['Uploaded', formatDate(photo.uploaded_at, true)],
+    ].filter(([, value]) => value);
+    return h('section', { 'aria-labelledby': 'facts-title' }, h('h2', { id: 'facts-title' }, 'Details'),
+      h('dl', { class: 'facts' }, rows.map(([key, value]) => [h('dt', {}, key), h('dd', {}, value)])));
+  }
+
+  function quality() {
+    if (!photo.quality) return null;
+    const issues = photo.quality.issues.map((issue) => ISSUE_WORDS[issue] || issue.replaceAll('_', ' '));
+    return h('section', { 'aria-labelledby': 'quality-title', class: 'quality' }, h('h2', { id: 'quality-title' }, 'Quality'),
+      h('p', {}, h('meter', { min: 0, max: 1, low: 0.4, high: 0.7, optimum: 1, value: photo.quality.score, 'aria-label': 'Quality score' }),
+        ` ${Math.round(photo.quality.score * 100)} / 100`),
+      h('p', { class: 'hint' }, issues.length ? `Why: ${issues.join(', ')}.` : 'No problems found: sharp, well exposed, clean.'));
+  }
+
+  function rotationHint() {
+    const suggested = photo.suggested_rotation;
+    if (!suggested || photo.rotation) return null;
+    return h('div', { class: 'notice', role: 'note' }, `This photo looks sideways; turning it ${suggested}° clockwise would make it upright${photo.suggested_rotation_confidence ? ` (${percent(photo.suggested_rotation_confidence)} sure)` : ''}.`,
+      h('button', { type: 'button', onclick: async () => { if (await patch({ rotation: suggested }, 'Rotated')) { await loadImage(); await reloadFaces(); drawSide(); } } }, 'Apply rotation'));
+  }
+
+  function drawSide() {
+    replace(side,
+      h('div', { class: 'row toolbar' },
+        h('button', { type: 'button', class: 'fav', 'aria-pressed': String(photo.favorite), onclick: async () => { if (await patch({ favorite: !photo.favorite })) drawSide(); } }, photo.favorite ? '♥ Favourite' : '♡ Favourite'),
+        stars(photo.rating, (rating) => patch({ rating }, rating ? `Rated ${rating}★` : 'Rating cleared'))),
+      rotationHint(), tagList(), quality(), facts());
+  }
+
+  const turn = async (by) => { if (await patch({ rotation: (photo.rotation + by + 360) % 360 })) { await loadImage(); await reloadFaces(); } };
+  const enhanceButton = h('button', {
+    type: 'button', class: 'secondary', 'aria-pressed': 'false',
+    onclick: async () => { enhanced = !enhanced; enhanceButton.setAttribute('aria-pressed', String(enhanced)); boxes.hidden = enhanced; await loadImage(); },
+  }, 'Low-light view');
+  const trashButton = h('button', {
+    type: 'button', class: 'danger', onclick: async () => {
+      if (!(await confirmDialog('Move this photo to the trash? You can restore it from the trash.', 'Move to trash'))) return;
+      try { await api(`/v1/photos/${photo.id}`, { method: 'DELETE' }); toast('Moved to the trash'); navigate('/'); } catch (error) { showError(error); }
+    },
+  }, 'Move to trash');
+
+  replace(main,
+    h('div', { class: 'page-head' }, h('h1', { class: 'filename' }, photo.filename),
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'secondary', onclick: () => history.back() }, '← Back'),
+        h('button', { type: 'button', class: 'secondary', 'aria-label': 'Rotate left', onclick: () => turn(-90) }, '↺'),
+        h('button', { type: 'button', class: 'secondary', 'aria-label': 'Rotate right', onclick: () => turn(90) }, '↻'),
+        enhanceButton,
+        h('a', { class: 'button secondary', href: photo.original_url, download: photo.filename }, 'Original'),
+        trashButton)),
+    h('div', { class: 'photo-layout' }, h('div', { class: 'photo-main' }, stage, facePanel, similar), side));
+  drawSide();
+  drawFaces();
+  await loadImage();
+
+  if (photo.analysis_state === 'done') {
+    api(`/v1/photos/${photo.id}/similar`, { query: { limit: 8 } }).then((page) => replace(similar,
+      h('h2', { id: 'similar-title' }, 'Similar photos'),
+      page.items.length ? h('div', { class: 'grid small' }, page.items.map((hit) => photoTile(hit.photo, { caption: hit.matched[0]?.value }))) : h('p', { class: 'hint' }, 'Nothing similar yet.')))
+      .catch((error) => replace(similar, h('p', { class: 'hint' }, describe(error))));
+  }
+  return () => { if (objectUrl) URL.revokeObjectURL(objectUrl); };
+}
