@@ -1,0 +1,340 @@
+"""The web app end to end in headless Chromium, against a real server with the real models.
+
+One user's whole workflow, in order: first-run sign-up and sign-in, upload with live analysis
+progress, tags, naming two people (a suggested group, and one face by hand), a review decision,
+search by text and by image, filters by person and month, a rating, an album from a search, trash and
+restore, and an album export whose files exiftool reads the names and keywords from. The browser
+console must stay free of errors throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.main import create_app
+from tests.api.test_exports import exiftool
+from tests.conftest import make_settings
+from tests.paths import REPO_ROOT, TESTDATA_DIR
+from tests.reliability.live_server import serve
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+expect = playwright_sync.expect
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+FACES = {
+    "face_0001.jpg": "Madonna",
+    "face_0010.jpg": "Madonna",
+    "face_0015.jpg": "Madonna",
+    "face_0002.jpg": "Jerry Seinfeld",
+    "face_0013.jpg": "Jerry Seinfeld",
+    "face_0016.jpg": "Jerry Seinfeld",
+}
+DETECTION = ["000000000009.jpg", "000000000025.jpg", "000000000042.jpg"]
+DATED = "exif_0001.jpg"  # NIKON COOLPIX P6000, 2008-10-22, near Arezzo
+TIMEOUT_MS = 120_000
+
+
+def photo_files() -> list[Path]:
+    return [
+        *(TESTDATA_DIR / "faces" / "images" / name for name in FACES),
+        *(TESTDATA_DIR / "detection" / "images" / name for name in DETECTION),
+        TESTDATA_DIR / "exif" / "images" / DATED,
+    ]
+
+
+def wait_for_images(page: Any, selector: str) -> None:
+    """Every image the selector names has loaded (before a screenshot)."""
+    page.wait_for_function(
+        "s => [...document.querySelectorAll(s)].every(img => img.complete && img.naturalWidth > 0)",
+        arg=selector,
+    )
+
+
+@dataclass
+class Session:
+    base_url: str
+    page: Any
+    console_errors: list[str] = field(default_factory=list)
+    key: str = ""
+    group_name: str = ""  # the person named from a suggested group (several photos)
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The test's own look at the service (never the browser's way to do things)."""
+        response = httpx.request(
+            method,
+            self.base_url + path,
+            headers={"Authorization": f"Bearer {self.key}"},
+            timeout=30,
+            **kwargs,
+        )
+        assert response.status_code < 400, response.text
+        return response.json() if response.content else None
+
+    def photo_ids(self) -> dict[str, str]:
+        return {p["filename"]: p["id"] for p in self.api("GET", "/v1/photos", params={"limit": 500})["items"]}
+
+    def go(self, path: str) -> None:
+        self.page.goto(self.base_url + path)
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Session]:
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is required for the web tests (Debian package `chromium`; .ci/run installs it)")
+    settings = make_settings("sqlite", tmp_path_factory.mktemp("web-data"), request, events_poll_seconds=0.2)
+    with serve(create_app(settings)) as (host, port), playwright_sync.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
+        context.set_default_timeout(30_000)
+        page = context.new_page()
+        session = Session(base_url=f"http://{host}:{port}", page=page)
+        page.on("console", lambda m: m.type == "error" and session.console_errors.append(m.text))
+        page.on("pageerror", lambda error: session.console_errors.append(f"page error: {error}"))
+        # The console says only "Failed to load resource"; this names the request.
+        page.on(
+            "response",
+            lambda r: (
+                r.status >= 400
+                and session.console_errors.append(f"HTTP {r.status} {r.request.method} {r.url}")
+            ),
+        )
+        try:
+            yield session
+        finally:
+            context.close()
+            browser.close()
+
+
+@pytest.fixture(autouse=True)
+def no_console_errors(web: Session) -> Iterator[None]:
+    """Every step leaves the browser console without an error."""
+    yield
+    assert web.console_errors == [], web.console_errors
+
+
+def test_first_run_creates_an_account_and_signs_in(web: Session) -> None:
+    page = web.page
+    web.go("/")
+    expect(page.get_by_role("heading", name="Welcome to Shoebox", exact=True)).to_be_visible()
+    page.get_by_label("Account name").fill("alice")
+    page.get_by_role("button", name="Create account").click()
+    web.key = page.locator("#new-key").inner_text().strip()
+    assert web.key.startswith("sbx_")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Library", exact=True)).to_be_visible()
+    expect(page.get_by_text("Your library is empty")).to_be_visible()
+
+    # Signing out and in again with the key.
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("API key").fill(web.key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Library", exact=True)).to_be_visible()
+    # The first-run door is closed now.
+    assert web.api("GET", "/v1/setup") == {"owner_needed": False}
+
+
+def test_upload_shows_each_file_and_live_analysis(web: Session) -> None:
+    page = web.page
+    page.get_by_role("link", name="Upload", exact=True).first.click()
+    files = photo_files()
+    page.locator("#files").set_input_files([str(p) for p in files])
+    expect(page.locator("#upload-summary")).to_have_text(
+        f"{len(files)} uploaded · 0 duplicates · 0 rejected", timeout=TIMEOUT_MS
+    )
+    expect(page.locator("#analysis-progress")).to_contain_text(
+        f"All {len(files)} new photos analysed.", timeout=TIMEOUT_MS
+    )
+    expect(page.locator(".upload-row[data-status=created]")).to_have_count(len(files))
+    # The same file again is a duplicate, said in words.
+    page.locator("#files").set_input_files(str(files[0]))
+    expect(page.locator(".upload-row").last).to_contain_text("Already in your library")
+
+
+def test_library_shows_tags_and_the_photo_page(web: Session) -> None:
+    page = web.page
+    ids = web.photo_ids()
+    web.go("/")
+    expect(page.locator(".grid .tile")).to_have_count(len(photo_files()))
+    expect(page.locator(".timeline .month[data-month='2008-10']")).to_be_visible()
+    wait_for_images(page, ".grid img")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "library.png"))
+
+    page.locator(f".tile[data-photo-id='{ids['000000000025.jpg']}'] a").click()
+    expect(page.locator(".tag[data-tag='giraffe']")).to_be_visible()
+    expect(page.get_by_role("heading", name="Quality", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="Similar photos", exact=True)).to_be_visible()
+
+
+def _face_owner_names(web: Session) -> dict[str, str]:
+    """face id -> the person ground truth says it is."""
+    names: dict[str, str] = {}
+    for filename, photo_id in web.photo_ids().items():
+        for face in web.api("GET", f"/v1/photos/{photo_id}/faces")["items"]:
+            names[face["id"]] = FACES.get(filename, "stranger")
+    return names
+
+
+def test_people_named_from_a_group_and_by_labelling_a_face(web: Session) -> None:
+    page = web.page
+    truth = _face_owner_names(web)
+    web.go("/people")
+    cluster = page.locator("form.cluster").first
+    expect(cluster).to_be_visible()
+    face_ids = [
+        src.split("/v1/faces/")[1].split("/")[0]
+        for src in cluster.locator(".cluster-face img").evaluate_all(
+            "els => els.map(e => e.getAttribute('src'))"
+        )
+    ]
+    majority = max({truth[f] for f in face_ids}, key=[truth[f] for f in face_ids].count)
+    for index, face_id in enumerate(face_ids):
+        if truth[face_id] != majority:
+            cluster.locator(".cluster-face input").nth(index).uncheck()
+    cluster.locator("input[list=people-names]").fill(majority)
+    cluster.get_by_role("button", name="Name them").click()
+    web.group_name = majority
+    expect(page.locator(".person-card", has_text=majority)).to_be_visible()
+
+    # The other person: open a photo of an unnamed face and name the face on the photo.
+    other = "Jerry Seinfeld" if majority == "Madonna" else "Madonna"
+    face_id = next(f for f, name in truth.items() if name == other)
+    photo_id = next(
+        pid
+        for fn, pid in web.photo_ids().items()
+        if any(face["id"] == face_id for face in web.api("GET", f"/v1/photos/{pid}/faces")["items"])
+    )
+    web.go(f"/photo/{photo_id}")
+    page.locator(f".face-box[data-face-id='{face_id}']").click()
+    page.locator("#face-name").fill(other)
+    page.get_by_role("button", name="Save name").click()
+    expect(page.locator(f".face-box[data-face-id='{face_id}']")).to_contain_text(other)
+
+    web.go("/people")
+    expect(page.locator(".person-card")).to_have_count(2)
+    wait_for_images(page, ".person-card img")
+    page.screenshot(path=str(SCREENSHOTS / "people.png"))
+    people = {p["name"] for p in web.api("GET", "/v1/people")["items"]}
+    assert people == {"Madonna", "Jerry Seinfeld"}
+
+
+def test_review_confirms_a_suggestion_with_the_keyboard(web: Session) -> None:
+    page = web.page
+    web.go("/review")
+    subject = page.locator("#review-subject")
+    expect(subject).to_be_visible()
+    first = web.api("GET", "/v1/review/tags", params={"limit": 1})["items"][0]
+    assert subject.inner_text() == first["tag"]["name"]
+    page.keyboard.press("y")
+    expect(page.locator("#review-count")).to_contain_text("1 reviewed")
+    photo = web.api("GET", f"/v1/photos/{first['photo']['id']}")
+    states = {t["state"] for t in photo["tags"] if t["name"] == first["tag"]["name"]}
+    assert states == {"confirmed"}
+
+
+def test_search_by_text_and_by_image(web: Session) -> None:
+    page = web.page
+    ids = web.photo_ids()
+    web.go("/search")
+    page.locator("#search-q").fill("giraffe")
+    page.get_by_role("button", name="Search", exact=True).click()
+    hit = page.locator(f"#search-results .tile[data-photo-id='{ids['000000000025.jpg']}']")
+    expect(hit).to_be_visible()
+    expect(hit.locator("figcaption")).to_contain_text("giraffe")
+
+    page.locator("#search-image").set_input_files(
+        str(TESTDATA_DIR / "detection" / "images" / "000000000042.jpg")
+    )
+    best = page.locator("#search-results .tile").first
+    expect(best).to_have_attribute("data-photo-id", ids["000000000042.jpg"])
+    expect(best.locator("figcaption")).to_have_text("near-duplicate")
+
+
+def test_filters_by_person_and_by_month(web: Session) -> None:
+    page = web.page
+    ids = web.photo_ids()
+    person = next(p for p in web.api("GET", "/v1/people")["items"] if p["name"] == web.group_name)
+    expected = {p["id"] for p in web.api("GET", f"/v1/people/{person['id']}/photos")["items"]}
+    web.go("/")
+    page.locator("[data-filter=person]", has_text=web.group_name).click()
+    expect(page.locator(".grid .tile")).to_have_count(len(expected))
+    shown = set(page.locator(".grid .tile").evaluate_all("els => els.map(e => e.dataset.photoId)"))
+    assert shown == expected
+    page.get_by_role("button", name="Clear all filters").click()
+    page.locator(".timeline .month[data-month='2008-10']").click()
+    expect(page.locator(".grid .tile")).to_have_count(1)
+    expect(page.locator(".grid .tile")).to_have_attribute("data-photo-id", ids[DATED])
+    assert "month=2008-10" in page.url
+
+
+def test_rating_trash_and_restore(web: Session) -> None:
+    page = web.page
+    photo_id = web.photo_ids()["000000000009.jpg"]
+    web.go(f"/photo/{photo_id}")
+    page.get_by_role("radio", name="4 stars").click()
+    expect(page.get_by_role("radio", name="4 stars")).to_have_attribute("aria-checked", "true")
+    page.wait_for_function(
+        "async id => (await (await fetch('/v1/photos/' + id)).json()).rating === 4", arg=photo_id
+    )
+    assert web.api("GET", f"/v1/photos/{photo_id}")["rating"] == 4
+
+    page.get_by_role("button", name="Move to trash").click()
+    page.locator("dialog").get_by_role("button", name="Move to trash").click()
+    expect(page.get_by_role("heading", name="Library", exact=True)).to_be_visible()
+    expect(page.locator(f".tile[data-photo-id='{photo_id}']")).to_have_count(0)
+    web.go("/trash")
+    page.locator(f".tile[data-photo-id='{photo_id}'] input.select").check()
+    page.get_by_role("button", name="Restore selected").click()
+    expect(page.get_by_text("The trash is empty")).to_be_visible()
+    assert web.api("GET", f"/v1/photos/{photo_id}")["trashed_at"] is None
+
+
+def test_album_from_a_search_exported_with_names_and_keywords(web: Session, tmp_path: Path) -> None:
+    page = web.page
+    name = web.group_name
+    web.go(f"/search?q={name}")
+    expect(page.locator("#search-results .tile").first).to_be_visible()
+    page.get_by_role("button", name="Save as album").click()
+    page.locator("dialog input").fill(name)
+    page.locator("dialog").get_by_role("button", name="Create album").click()
+    page.locator("#main").get_by_role("link", name=name).click()
+    expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
+    album = web.api("GET", "/v1/albums")["items"][0]
+    assert album["photo_count"] >= 2
+
+    page.get_by_role("button", name="Export album").click()
+    expect(page.get_by_role("heading", name="Exports", exact=True)).to_be_visible()
+    download_link = page.get_by_role("link", name="Download zip")
+    expect(download_link).to_be_visible(timeout=TIMEOUT_MS)
+    with page.expect_download() as download_info:
+        download_link.click()
+    archive = tmp_path / "album.zip"
+    download_info.value.save_as(archive)
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(tmp_path / "unzipped")
+        manifest = json.loads(zipped.read("manifest.json"))
+    assert shutil.which("exiftool"), "exiftool is required (Debian package libimage-exiftool-perl)"
+    images = sorted(p for p in (tmp_path / "unzipped").rglob("*.jpg"))
+    assert len(images) == album["photo_count"], manifest
+    for meta in exiftool(images):
+        subjects = meta.get("HierarchicalSubject") or []
+        assert f"People|{name}" in subjects, meta
+        assert f"Albums|{name}" in subjects, meta
+        assert any(s.startswith(("Objects|", "Labels|", "Categories|")) for s in subjects), meta
+        assert name in (meta.get("Keywords") or []) or name in (meta.get("Subject") or []), meta
+        regions = meta.get("RegionInfo", {}).get("RegionList", [])
+        assert any(region.get("Name") == name for region in regions), meta
