@@ -102,7 +102,7 @@ export function filterSidebar(state, onChange) {
       chip('♥ Favourites', favourites, state.favorite === 'true', () => onChange({ ...state, favorite: state.favorite === 'true' ? undefined : 'true' })),
       [1, 2, 3, 4, 5].map((n) => chip(`${n}★ and up`, facets.rating.filter((r) => r.value >= n).reduce((s, r) => s + r.count, 0), state.min_rating === String(n),
         () => onChange({ ...state, min_rating: state.min_rating === String(n) ? undefined : String(n) }))));
-    section('Quality', [['0.5', 'Good and better'], ['0.7', 'Best only']].map(([value, label]) =>
+    section('Quality', [['50', 'Good and better'], ['70', 'Best only']].map(([value, label]) =>
       chip(label, undefined, state.min_quality === value, () => onChange({ ...state, min_quality: state.min_quality === value ? undefined : value }))));
     const clear = activeCount(state) ? h('button', { type: 'button', class: 'link', onclick: () => onChange({ people: [], tags: [] }) }, 'Clear all filters') : null;
     replace(panel, h('div', { class: 'filters-head' }, h('strong', {}, `${facets.total} photo${facets.total === 1 ? '' : 's'}`), clear),

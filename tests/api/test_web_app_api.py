@@ -83,8 +83,11 @@ def test_exports_are_listed_newest_first_and_a_named_person_has_a_cover_face(
     files = [(name, (TESTDATA_DIR / "faces" / "images" / name).read_bytes()) for name in FACE_PHOTOS]
     ids = upload_ids(client, owner, files)
     wait_until_analysed(client, owner, list(ids.values()))
-    first = client.post("/v1/exports", headers=owner.headers, json={"photo_ids": [ids[FACE_PHOTOS[0]]]}).json()
-    second = client.post("/v1/exports", headers=owner.headers, json={"photo_ids": list(ids.values())}).json()
+    exports = [
+        client.post("/v1/exports", headers=owner.headers, json={"photo_ids": selection}).json()
+        for selection in ([ids[FACE_PHOTOS[0]]], list(ids.values()))
+    ]
+    first, second = exports
     wait_for_export(client, owner, second["id"])
     page = client.get("/v1/exports", headers=owner.headers, params={"limit": 1}).json()
     assert [e["id"] for e in page["items"]] == [second["id"]]

@@ -19,9 +19,14 @@ export async function render(main) {
       return;
     }
     replace(list, albums.map((album) => {
-      const cover = album.cover_photo_id;
+      const cover = h('div', { class: 'album-cover' });
+      // The chosen cover, else the album's first photo.
+      const query = album.cover_photo_id ? null : { album: album.id, limit: 1 };
+      (query ? api('/v1/photos', { query }).then((page) => page.items[0]?.thumbnail_url) : Promise.resolve(`/v1/photos/${album.cover_photo_id}/thumbnail`))
+        .then((src) => src && cover.append(h('img', { src, alt: '', loading: 'lazy', width: 256, height: 256 })))
+        .catch(showError);
       return h('li', { class: 'album-card', dataset: { albumId: album.id } }, link(`/albums/${album.id}`, {},
-        h('div', { class: 'album-cover' }, cover ? h('img', { src: `/v1/photos/${cover}/thumbnail`, alt: '', loading: 'lazy', width: 256, height: 256 }) : null),
+        cover,
         h('strong', {}, album.name),
         h('span', { class: 'hint' }, `${album.photo_count} photo${album.photo_count === 1 ? '' : 's'}${album.taken_from ? ` · ${formatDate(album.taken_from)} – ${formatDate(album.taken_to)}` : ''}`)));
     }));

@@ -20,7 +20,7 @@ export async function render(main) {
           const rest = group.photos.filter((p) => p.id !== group.best_photo_id).map((p) => p.id);
           try { await api('/v1/photos/bulk', { method: 'POST', json: { photo_ids: rest, operations: { trash: true } } }); toast(`Kept the best, ${rest.length} moved to the trash`); await draw(); } catch (error) { showError(error); }
         } }, 'Keep the best, trash the rest')),
-      h('div', { class: 'grid small' }, group.photos.map((photo) => photoTile(photo, { caption: photo.id === group.best_photo_id ? 'Best shot' : (photo.quality ? `quality ${Math.round(photo.quality.score * 100)}` : null) }))))));
+      h('div', { class: 'grid small' }, group.photos.map((photo) => photoTile(photo, { caption: photo.id === group.best_photo_id ? 'Best shot' : (photo.quality ? `quality ${Math.round(photo.quality.score)}` : null) }))))));
   }
   await draw();
 }

@@ -42,8 +42,27 @@ export async function render(main, [personId]) {
       (item.nextElementSibling?.querySelector('button') || item.querySelector('button')).focus();
     } catch (error) { showError(error); }
   };
+  // Splitting a person: a face re-labelled as somebody else moves to them.
+  const moveTo = (face, item) => {
+    const select = h('select', { 'aria-label': 'Move this face to', class: 'move-to' },
+      h('option', { value: '' }, 'Move to…'), others.map((p) => h('option', { value: p.id }, p.name)), h('option', { value: 'new' }, 'Somebody new…'));
+    select.addEventListener('change', async () => {
+      let body = { person_id: select.value };
+      if (select.value === 'new') {
+        const name = await promptDialog('Who is this?', { confirmLabel: 'Move face' });
+        if (!name) { select.value = ''; return; }
+        body = { name };
+      }
+      try {
+        const [moved] = (await api('/v1/faces/label', { method: 'POST', json: { face_ids: [face.id], ...body } })).items;
+        item.dataset.decided = 'no';
+        item.querySelector('.hint').textContent = `moved to ${moved.person.name}`;
+      } catch (error) { showError(error); select.value = ''; }
+    });
+    return select;
+  };
   replace(faceGrid, faces.map((face) => {
-    const item = h('li', { class: 'face-card' });
+    const item = h('li', { class: 'face-card', dataset: { faceId: face.id } });
     const mine = face.person_source === 'user';
     item.append(h('button', {
       type: 'button', class: 'face-pick', 'aria-label': `Face ${mine ? 'you named' : `the model named, ${percent(face.person_confidence || 0)} sure`}. y: it is ${person.name}, n: it is not`,
@@ -60,7 +79,8 @@ export async function render(main, [personId]) {
     h('span', { class: 'hint' }, mine ? 'named by you' : `model ${percent(face.person_confidence || 0)}`),
     h('div', { class: 'row tight' },
       h('button', { type: 'button', class: 'icon', 'aria-label': `Yes, ${person.name}`, onclick: () => decide(face, item, true) }, '✓'),
-      h('button', { type: 'button', class: 'icon', 'aria-label': `Not ${person.name}`, onclick: () => decide(face, item, false) }, '✕')));
+      h('button', { type: 'button', class: 'icon', 'aria-label': `Not ${person.name}`, onclick: () => decide(face, item, false) }, '✕')),
+    moveTo(face, item));
     return item;
   }));
 }

@@ -1,12 +1,13 @@
 // One photo: the image large with named face boxes, tags to confirm/reject/add, quality, rotation
 // suggestion, the low-light view, facts, similar photos, favourite and rating.
 import { all, api, describe } from '../api.js';
+import { reason } from './search.js';
 import { confirmDialog, formatDate, h, link, loading, navigate, percent, photoAlt, photoTile, replace, showError, stars, toast } from '../ui.js';
 
 const KIND_NAMES = { object: 'Object', label: 'Label', category: 'Category', user: 'Your tag' };
 const ISSUE_WORDS = {
-  blurred: 'blurred', blur: 'blurred', too_dark: 'too dark', dark: 'too dark', overexposed: 'overexposed', noisy: 'noisy',
-  low_resolution: 'low resolution', heavy_compression: 'heavily compressed', compression: 'heavily compressed',
+  blurry: 'out of focus', motion_blur: 'motion blur', dark: 'too dark', overexposed: 'overexposed', noisy: 'noisy',
+  low_resolution: 'low resolution', heavily_compressed: 'heavily compressed',
 };
 
 export async function render(main, [photoId]) {
@@ -156,8 +157,8 @@ export async function render(main, [photoId]) {
     if (!photo.quality) return null;
     const issues = photo.quality.issues.map((issue) => ISSUE_WORDS[issue] || issue.replaceAll('_', ' '));
     return h('section', { 'aria-labelledby': 'quality-title', class: 'quality' }, h('h2', { id: 'quality-title' }, 'Quality'),
-      h('p', {}, h('meter', { min: 0, max: 1, low: 0.4, high: 0.7, optimum: 1, value: photo.quality.score, 'aria-label': 'Quality score' }),
-        ` ${Math.round(photo.quality.score * 100)} / 100`),
+      h('p', {}, h('meter', { min: 0, max: 100, low: 40, high: 70, optimum: 100, value: photo.quality.score, 'aria-label': 'Quality score' }),
+        ` ${Math.round(photo.quality.score)} / 100`),
       h('p', { class: 'hint' }, issues.length ? `Why: ${issues.join(', ')}.` : 'No problems found: sharp, well exposed, clean.'));
   }
 
@@ -205,7 +206,7 @@ export async function render(main, [photoId]) {
   if (photo.analysis_state === 'done') {
     api(`/v1/photos/${photo.id}/similar`, { query: { limit: 8 } }).then((page) => replace(similar,
       h('h2', { id: 'similar-title' }, 'Similar photos'),
-      page.items.length ? h('div', { class: 'grid small' }, page.items.map((hit) => photoTile(hit.photo, { caption: hit.matched[0]?.value }))) : h('p', { class: 'hint' }, 'Nothing similar yet.')))
+      page.items.length ? h('div', { class: 'grid small' }, page.items.map((hit) => photoTile(hit.photo, { caption: reason(hit) }))) : h('p', { class: 'hint' }, 'Nothing similar yet.')))
       .catch((error) => replace(similar, h('p', { class: 'hint' }, describe(error))));
   }
   return () => { if (objectUrl) URL.revokeObjectURL(objectUrl); };

@@ -5,6 +5,7 @@ import { empty, h, pageHeader, percent, replace, showError } from '../ui.js';
 export async function render(main, _params, query) {
   let mode = query.get('queue') === 'faces' ? 'faces' : 'tags';
   let queue = [];
+  let more = false;
   let reviewed = 0;
   const card = h('div', { class: 'review-card card', tabindex: '-1', id: 'review-card' });
   const counter = h('p', { class: 'hint', role: 'status', id: 'review-count' });
@@ -18,18 +19,23 @@ export async function render(main, _params, query) {
     replace(card, h('p', { class: 'state loading' }, 'Loading…'));
     try {
       if (mode === 'tags') {
-        queue = (await api('/v1/review/tags', { query: { limit: 100 } })).items.map((item) => ({ kind: 'tag', ...item }));
+        const page = await api('/v1/review/tags', { query: { limit: 100 } });
+        queue = page.items.map((item) => ({ kind: 'tag', ...item }));
+        more = Boolean(page.next_cursor);
       } else {
-        const faces = (await api('/v1/faces', { query: { unlabeled: true, order: 'confidence', limit: 100 } })).items;
-        queue = faces.filter((face) => face.person || face.suggestion).map((face) => ({ kind: 'face', face }));
+        const page = await api('/v1/faces', { query: { unlabeled: true, order: 'confidence', limit: 100 } });
+        more = Boolean(page.next_cursor);
+        queue = page.items.filter((face) => face.person || face.suggestion).map((face) => ({ kind: 'face', face }));
       }
     } catch (error) { showError(error); queue = []; }
     show();
   }
 
   function show() {
-    counter.textContent = `${reviewed} reviewed · ${queue.length} to go`;
+    counter.textContent = `${reviewed} reviewed · ${queue.length}${more ? '+' : ''} to go`;
     const item = queue[0];
+    // Decided items leave the server's queue, so its first page holds the next ones.
+    if (!item && more) { load(); return; }
     if (!item) {
       replace(card, empty('Nothing to review', mode === 'tags' ? 'Every tag the model suggested has been checked.' : 'No face names to check right now.'));
       return;

@@ -3,14 +3,15 @@
 import { api } from '../api.js';
 import { startExport } from '../bulk.js';
 import { activeCount, apiFilters, filterSidebar, readFilters, searchSelection, writeFilters } from '../filters.js';
-import { empty, h, link, loading, pageHeader, pagedGrid, photoTile, promptDialog, replace, showError, toast } from '../ui.js';
+import { empty, h, link, loading, pageHeader, pagedGrid, percent, photoTile, promptDialog, replace, showError, toast } from '../ui.js';
 
 const FIELD_WORDS = { tag: 'your tag', object: 'object', label: 'label', category: 'category', person: 'person', caption: 'caption', place: 'place', date: 'date', camera: 'camera', filename: 'file name', content: 'content', looks_like: 'looks like', image: 'image' };
 
 export function reason(hit) {
   const match = hit.matched[0];
   if (!match) return null;
-  if (match.field === 'image' || match.field === 'looks_like') return match.value;
+  if (match.field === 'image') return match.similarity != null ? `${match.value} · ${percent(match.similarity)}` : match.value;
+  if (match.field === 'looks_like') return match.value;
   return `${FIELD_WORDS[match.field] || match.field}: ${match.value}`;
 }
 

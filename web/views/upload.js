@@ -14,6 +14,7 @@ export async function render(main) {
   const analysis = h('div', { class: 'analysis', id: 'analysis-progress', role: 'status', 'aria-live': 'polite' });
   main.append(pageHeader('Upload'), input, zone, summary, analysis, list);
 
+  const counts = { created: 0, duplicate: 0, rejected: 0 };
   const waiting = new Set();
   let analysed = 0;
   let failed = 0;
@@ -59,7 +60,6 @@ export async function render(main) {
       list.append(row);
       return { file, row, bar };
     });
-    const counts = { created: 0, duplicate: 0, rejected: 0 };
     const worker = async () => {
       for (let item = queue.shift(); item; item = queue.shift()) {
         const { file, row, bar } = item;
