@@ -180,3 +180,97 @@ export function promptDialog(message, { label = 'Name', value = '', confirmLabel
     dialog.showModal();
   });
 }
+
+/** A windowed grid for very long lists (the library): items load page by page as the end comes near,
+ * and only the rows on screen (plus a margin) exist in the page, so tens of thousands of photos scroll
+ * as smoothly as a hundred. Tiles are squares; the grid's height is known from the loaded rows. */
+export function virtualGrid(fetchPage, renderItem, { emptyState, minTile = 168, gap = 8, overscanRows = 4 } = {}) {
+  const grid = h('div', { class: 'grid virtual', role: 'list' });
+  const status = h('div', { class: 'grid-status' }, loading('Loading photos'));
+  const wrapper = h('div', { class: 'paged' }, grid, status);
+  const items = [];
+  const nodes = new Map();
+  let cursor = null;
+  let done = false;
+  let busy = false;
+  let stopped = false;
+  let layout = { columns: 1, tile: minTile };
+  let frame = 0;
+
+  function measure() {
+    const width = grid.clientWidth || minTile;
+    const tileMin = innerWidth <= 800 ? 104 : minTile;
+    const columns = Math.max(1, Math.floor((width + gap) / (tileMin + gap)));
+    layout = { columns, tile: (width - gap * (columns - 1)) / columns };
+  }
+
+  function draw() {
+    frame = 0;
+    if (stopped) return;
+    measure();
+    const { columns, tile } = layout;
+    const rowHeight = tile + gap;
+    const rows = Math.ceil(items.length / columns);
+    grid.style.height = `${Math.max(0, rows * rowHeight - gap)}px`;
+    const top = grid.getBoundingClientRect().top;
+    const firstRow = Math.max(0, Math.floor(-top / rowHeight) - overscanRows);
+    const lastRow = Math.min(rows - 1, Math.ceil((innerHeight - top) / rowHeight) + overscanRows);
+    const wanted = new Set();
+    for (let index = firstRow * columns; index <= Math.min(items.length - 1, (lastRow + 1) * columns - 1); index += 1) {
+      const item = items[index];
+      wanted.add(item.id);
+      let node = nodes.get(item.id);
+      if (!node) {
+        node = renderItem(item);
+        node.setAttribute('role', 'listitem');
+        node.setAttribute('aria-posinset', String(index + 1));
+        nodes.set(item.id, node);
+        grid.append(node);
+      }
+      Object.assign(node.style, {
+        position: 'absolute', width: `${tile}px`, height: `${tile}px`,
+        transform: `translate(${(index % columns) * (tile + gap)}px, ${Math.floor(index / columns) * rowHeight}px)`,
+      });
+    }
+    for (const [id, node] of nodes) {
+      // The focused tile stays, so the keyboard never loses its place.
+      if (!wanted.has(id) && !node.contains(document.activeElement)) { node.remove(); nodes.delete(id); }
+    }
+    if (!done && lastRow >= rows - overscanRows - 1) more();
+  }
+
+  const schedule = () => { if (!frame) frame = requestAnimationFrame(draw); };
+
+  async function more() {
+    if (busy || done || stopped) return;
+    busy = true;
+    try {
+      const page = await fetchPage(cursor);
+      items.push(...page.items);
+      cursor = page.next_cursor;
+      done = !cursor;
+      replace(status, done && !items.length ? (emptyState || empty('Nothing here yet')) : done ? null : loading('Loading more'));
+      wrapper.dataset.state = done ? 'complete' : 'more';
+      wrapper.dispatchEvent(new CustomEvent('loaded', { detail: { count: items.length, done } }));
+    } catch (error) {
+      replace(status, errorState(error));
+      done = true;
+    } finally {
+      busy = false;
+    }
+    schedule();
+  }
+
+  addEventListener('scroll', schedule, { passive: true });
+  addEventListener('resize', schedule);
+  const resizeObserver = new ResizeObserver(schedule);
+  resizeObserver.observe(grid);
+  more();
+  wrapper.stop = () => {
+    stopped = true;
+    removeEventListener('scroll', schedule);
+    removeEventListener('resize', schedule);
+    resizeObserver.disconnect();
+  };
+  return wrapper;
+}

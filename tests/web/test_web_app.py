@@ -298,6 +298,24 @@ def test_filters_by_person_and_by_month(web: Session) -> None:
     assert "month=2008-10" in page.url
 
 
+def test_a_selection_is_edited_in_bulk(web: Session) -> None:
+    page = web.page
+    ids = web.photo_ids()
+    chosen = [ids["000000000025.jpg"], ids["000000000042.jpg"]]
+    web.go("/")
+    for photo_id in chosen:
+        page.locator(f".tile[data-photo-id='{photo_id}'] input.select").check()
+    toolbar = page.get_by_role("toolbar", name="Selected photos")
+    expect(toolbar).to_contain_text("2 selected")
+    toolbar.get_by_role("button", name="♥ Favourite").click()
+    expect(toolbar).to_be_hidden()
+    for photo_id in chosen:
+        expect(page.locator(f".tile[data-photo-id='{photo_id}'] .badge.fav")).to_be_visible()
+    assert {p["id"] for p in web.api("GET", "/v1/photos", params={"favorite": "true"})["items"]} == set(
+        chosen
+    )
+
+
 def test_rating_trash_and_restore(web: Session) -> None:
     page = web.page
     photo_id = web.photo_ids()["000000000009.jpg"]
@@ -402,3 +420,37 @@ def test_every_screen_fits_a_phone(web: Session, path: str, tmp_path: Path) -> N
         assert page.locator(".state.error").count() == 0
     finally:
         page.set_viewport_size({"width": 1360, "height": 900})
+
+
+def test_the_library_grid_keeps_only_the_rows_on_screen(web: Session) -> None:
+    """Tens of thousands of photos: the grid loads them page by page as the end nears, and the page
+    only ever holds the tiles around the screen."""
+    page = web.page
+    web.go("/albums")
+    expect(page.locator("#main h1")).to_be_visible()
+    page.evaluate(
+        """async () => {
+        const { virtualGrid, h } = await import('/ui.js');
+        const total = 30000;
+        const fetchPage = async (cursor) => {
+          const start = Number(cursor || 0);
+          const count = Math.min(500, total - start);
+          const items = Array.from({ length: count }, (_, i) => ({ id: `p${start + i}` }));
+          return { items, next_cursor: start + 500 < total ? String(start + 500) : null };
+        };
+        const tile = (item) => h('figure', { class: 'tile', dataset: { photoId: item.id } }, item.id);
+        document.getElementById('main').replaceChildren(virtualGrid(fetchPage, tile));
+    }"""
+    )
+    for _ in range(200):
+        if page.locator(".paged[data-state=complete]").count():
+            break
+        page.evaluate("window.scrollTo(0, document.scrollingElement.scrollHeight)")
+        page.wait_for_timeout(20)
+    expect(page.locator(".paged")).to_have_attribute("data-state", "complete")
+    page.evaluate("window.scrollTo(0, document.scrollingElement.scrollHeight)")
+    expect(page.locator(".tile[data-photo-id='p29999']")).to_be_visible()
+    assert page.locator(".tile").count() < 400
+    page.evaluate("window.scrollTo(0, 0)")
+    expect(page.locator(".tile[data-photo-id='p0']")).to_be_visible()
+    assert page.locator(".tile").count() < 400

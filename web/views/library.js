@@ -3,7 +3,7 @@
 import { api } from '../api.js';
 import { selectionBar, startExport } from '../bulk.js';
 import { activeCount, apiFilters, filterSidebar, readFilters, searchSelection, writeFilters } from '../filters.js';
-import { empty, h, link, monthName, pageHeader, pagedGrid, photoTile, replace, showError } from '../ui.js';
+import { empty, h, link, monthName, pageHeader, photoTile, replace, showError, virtualGrid } from '../ui.js';
 
 export async function render(main, _params, query) {
   let state = readFilters(query);
@@ -30,8 +30,8 @@ export async function render(main, _params, query) {
     bar.update();
     const filters = apiFilters(state);
     const sidebar = h('details', { class: 'filters-wrap', open: innerWidth > 800 }, h('summary', {}, `Filters${activeCount(state) ? ` (${activeCount(state)})` : ''}`), filterSidebar(state, change));
-    grid = pagedGrid(
-      (cursor) => api('/v1/photos', { query: { ...filters, sort: '-taken_at', limit: 120, cursor } }),
+    grid = virtualGrid(
+      (cursor) => api('/v1/photos', { query: { ...filters, sort: '-taken_at', limit: 200, cursor } }),
       (photo) => photoTile(photo, { selectable: selection }),
       {
         emptyState: activeCount(state)
