@@ -138,8 +138,14 @@ def test_first_run_creates_an_account_and_signs_in(web: Session) -> None:
     expect(page.get_by_role("heading", name="Library", exact=True)).to_be_visible()
     expect(page.get_by_text("Your library is empty")).to_be_visible()
 
-    # Signing out and in again with the key.
+    # Signing out; a wrong key is refused in words; the right one signs in.
     page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("API key").fill("sbx_not_a_key")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("the API key is unknown or revoked")
+    refused = [e for e in web.console_errors if "401" in e]
+    assert len(refused) == 2 and len(web.console_errors) == 2, web.console_errors  # the browser logs the 401
+    web.console_errors.clear()
     page.get_by_label("API key").fill(web.key)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Library", exact=True)).to_be_visible()
@@ -202,6 +208,38 @@ def _face_owner_names(web: Session) -> dict[str, str]:
         for face in web.api("GET", f"/v1/photos/{photo_id}/faces")["items"]:
             names[face["id"]] = FACES.get(filename, "stranger")
     return names
+
+
+def test_rotation_keeps_face_boxes_on_the_faces_and_the_low_light_view(web: Session) -> None:
+    page = web.page
+    photo_id = web.photo_ids()["face_0002.jpg"]
+    web.go(f"/photo/{photo_id}")
+    box = page.locator(".face-box").first
+    expect(box).to_be_visible()
+
+    def box_drawn_at(rotation: int) -> None:
+        """The API's box for this rotation is where the page draws it."""
+        page.wait_for_function(
+            "async r => (await (await fetch(`/v1/photos/${r.id}`)).json()).rotation === r.rotation",
+            arg={"id": photo_id, "rotation": rotation},
+        )
+        x, y, _, _ = web.api("GET", f"/v1/photos/{photo_id}/faces")["items"][0]["bbox"]
+        page.wait_for_function(
+            "p => { const s = document.querySelector('.face-box').style;"
+            " return Math.abs(parseFloat(s.left) - p.x) < 0.01"
+            " && Math.abs(parseFloat(s.top) - p.y) < 0.01; }",
+            arg={"x": x * 100, "y": y * 100},
+        )
+
+    before = web.api("GET", f"/v1/photos/{photo_id}/faces")["items"][0]["bbox"]
+    page.get_by_role("button", name="Rotate right").click()
+    box_drawn_at(90)
+    assert web.api("GET", f"/v1/photos/{photo_id}/faces")["items"][0]["bbox"] != before
+    page.get_by_role("button", name="Rotate left").click()
+    box_drawn_at(0)
+    page.get_by_role("button", name="Low-light view").click()
+    expect(page.get_by_role("button", name="Low-light view")).to_have_attribute("aria-pressed", "true")
+    wait_for_images(page, ".photo-image")
 
 
 def test_people_named_from_a_group_and_by_labelling_a_face(web: Session) -> None:
