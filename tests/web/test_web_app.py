@@ -266,6 +266,8 @@ def test_people_named_from_a_group_and_by_labelling_a_face(web: Session) -> None
     cluster.get_by_role("button", name="Name them").click()
     web.group_name = majority
     expect(page.locator(".person-card", has_text=majority)).to_be_visible()
+    wait_for_images(page, "#main img")
+    page.screenshot(path=str(web.screenshots / "people.png"))
 
     # The other person: open a photo of an unnamed face and name the face on the photo.
     other = "Jerry Seinfeld" if majority == "Madonna" else "Madonna"
@@ -285,8 +287,6 @@ def test_people_named_from_a_group_and_by_labelling_a_face(web: Session) -> None
 
     web.go("/people")
     expect(page.locator(".person-card")).to_have_count(2)
-    wait_for_images(page, ".person-card img")
-    page.screenshot(path=str(web.screenshots / "people.png"))
     people = {p["name"] for p in web.api("GET", "/v1/people")["items"]}
     assert people == {"Madonna", "Jerry Seinfeld"}
 
