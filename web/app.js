@@ -109,7 +109,7 @@ async function renderSignIn() {
   const key = h('input', { id: 'api-key', name: 'api_key', type: 'password', required: true, autocomplete: 'current-password', spellcheck: false });
   replace(card,
     h('h1', { id: 'signin-title' }, 'Sign in to Shoebox'),
-    h('p', {}, 'Use an API key of your account (from SHOEBOX_BOOTSTRAP_KEY or `shoebox-admin key-create`).'),
+    h('p', {}, 'Use an API key of your account: the SHOEBOX_BOOTSTRAP_KEY the service was started with, or one made with shoebox-admin key-create.'),
     h('form', {
       onsubmit: async (event) => {
         event.preventDefault();

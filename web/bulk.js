@@ -6,6 +6,7 @@ export function selectionBar(selection, onDone) {
   const bar = h('div', { class: 'selection-bar', role: 'toolbar', 'aria-label': 'Selected photos', hidden: true });
   const count = h('strong', {});
   const run = async (operations, message) => {
+    rating.value = '';
     try {
       await api('/v1/photos/bulk', { method: 'POST', json: { photo_ids: [...selection], operations } });
       toast(message);

@@ -49,8 +49,15 @@ export function pageHeader(title, ...actions) {
 }
 
 export function navigate(path) {
+  navigate.depth += 1;
   history.pushState({}, '', path);
   window.dispatchEvent(new Event('shoebox:navigate'));
+}
+
+// How many in-app steps were taken: "Back" leaves the app only when there is nothing to go back to.
+navigate.depth = 0;
+export function goBack(fallback = '/') {
+  if (navigate.depth > 0) { navigate.depth -= 1; history.back(); } else navigate(fallback);
 }
 
 export function link(href, attrs, ...children) {

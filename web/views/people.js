@@ -17,6 +17,7 @@ export async function render(main) {
     ]);
     main.querySelector('.loading')?.remove();
     replace(clusters, h('h2', { id: 'clusters-title' }, 'Name these groups'),
+      h('datalist', { id: 'people-names' }, people.map((p) => h('option', { value: p.name }))),
       groups.items.length
         ? h('div', { class: 'cluster-list' }, groups.items.slice(0, 12).map((group, index) => clusterCard(group, index)))
         : h('p', { class: 'hint' }, 'No groups of unnamed faces right now. New uploads with faces bring more.'));
@@ -56,7 +57,6 @@ export async function render(main) {
       const box = h('input', { type: 'checkbox', checked: true, 'aria-label': 'Include this face', onchange: () => (box.checked ? chosen.add(faceId) : chosen.delete(faceId)) });
       return h('label', { class: 'cluster-face' }, box, h('img', { src: `/v1/faces/${faceId}/thumbnail`, alt: 'Face in this group', width: 72, height: 72, loading: 'lazy' }));
     })),
-    h('datalist', { id: 'people-names' }, people.map((p) => h('option', { value: p.name }))),
     h('label', { for: `cluster-name-${index}` }, `Who are these ${group.size} faces? Untick any that is somebody else.`),
     h('div', { class: 'row' }, input, h('button', { type: 'submit' }, 'Name them')));
   }

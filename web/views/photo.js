@@ -2,7 +2,7 @@
 // suggestion, the low-light view, facts, similar photos, favourite and rating.
 import { all, api, describe } from '../api.js';
 import { reason } from './search.js';
-import { confirmDialog, formatDate, h, link, loading, navigate, percent, photoAlt, photoTile, replace, showError, stars, toast } from '../ui.js';
+import { confirmDialog, formatDate, goBack, h, link, loading, navigate, percent, photoAlt, photoTile, replace, showError, stars, toast } from '../ui.js';
 
 const KIND_NAMES = { object: 'Object', label: 'Label', category: 'Category', user: 'Your tag' };
 const ISSUE_WORDS = {
@@ -192,7 +192,7 @@ export async function render(main, [photoId]) {
   replace(main,
     h('div', { class: 'page-head' }, h('h1', { class: 'filename' }, photo.filename),
       h('div', { class: 'actions' },
-        h('button', { type: 'button', class: 'secondary', onclick: () => history.back() }, '← Back'),
+        h('button', { type: 'button', class: 'secondary', onclick: () => goBack() }, '← Back'),
         h('button', { type: 'button', class: 'secondary', 'aria-label': 'Rotate left', onclick: () => turn(-90) }, '↺'),
         h('button', { type: 'button', class: 'secondary', 'aria-label': 'Rotate right', onclick: () => turn(90) }, '↻'),
         enhanceButton,
