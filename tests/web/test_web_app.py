@@ -20,15 +20,13 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from api.main import create_app
 from tests.api.test_exports import exiftool
 from tests.conftest import make_settings
 from tests.paths import REPO_ROOT, TESTDATA_DIR
 from tests.reliability.live_server import serve
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
-expect = playwright_sync.expect
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The README's screenshots; a run rewrites them only when asked, so `make test` leaves the tree clean.
@@ -96,7 +94,7 @@ def web(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
     if not CHROMIUM.exists():
         pytest.fail("Chromium is required for the web tests (Debian package `chromium`; .ci/run installs it)")
     settings = make_settings("sqlite", tmp_path_factory.mktemp("web-data"), request, events_poll_seconds=0.2)
-    with serve(create_app(settings)) as (host, port), playwright_sync.sync_playwright() as playwright:
+    with serve(create_app(settings)) as (host, port), sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
@@ -104,6 +102,8 @@ def web(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
         )
         context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
         context.set_default_timeout(30_000)
+        # Generous waits: the suite shares a small CI machine with the models' own work.
+        expect.set_options(timeout=20_000)
         page = context.new_page()
         shots = README_SCREENSHOTS if UPDATE_SCREENSHOTS else tmp_path_factory.mktemp("screenshots")
         session = Session(base_url=f"http://{host}:{port}", page=page, screenshots=shots)
