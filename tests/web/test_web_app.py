@@ -368,6 +368,9 @@ def test_rating_trash_and_restore(web: Session) -> None:
         "async id => (await (await fetch('/v1/photos/' + id)).json()).rating === 4", arg=photo_id
     )
     assert web.api("GET", f"/v1/photos/{photo_id}")["rating"] == 4
+    page.keyboard.press("f")  # the keyboard way to favourite
+    expect(page.get_by_role("button", name="♥ Favourite")).to_have_attribute("aria-pressed", "true")
+    assert web.api("GET", f"/v1/photos/{photo_id}")["favorite"] is True
 
     page.get_by_role("button", name="Move to trash").click()
     page.locator("dialog").get_by_role("button", name="Move to trash").click()

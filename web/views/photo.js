@@ -174,6 +174,7 @@ export async function render(main, [photoId]) {
       h('div', { class: 'row toolbar' },
         h('button', { type: 'button', class: 'fav', 'aria-pressed': String(photo.favorite), onclick: async () => { if (await patch({ favorite: !photo.favorite })) drawSide(); } }, photo.favorite ? '♥ Favourite' : '♡ Favourite'),
         stars(photo.rating, (rating) => patch({ rating }, rating ? `Rated ${rating}★` : 'Rating cleared'))),
+      h('p', { class: 'hint keys' }, 'Keys: f favourite · 0–5 rating · Esc closes the face panel'),
       rotationHint(), tagList(), quality(), facts());
   }
 
@@ -209,5 +210,16 @@ export async function render(main, [photoId]) {
       page.items.length ? h('div', { class: 'grid small' }, page.items.map((hit) => photoTile(hit.photo, { caption: reason(hit) }))) : h('p', { class: 'hint' }, 'Nothing similar yet.')))
       .catch((error) => replace(similar, h('p', { class: 'hint' }, describe(error))));
   }
-  return () => { if (objectUrl) URL.revokeObjectURL(objectUrl); };
+  // Keys on this page: f favourite, 0-5 rating, Escape closes the face panel.
+  const onKey = async (event) => {
+    if (event.target.matches('input, textarea, select') || event.metaKey || event.ctrlKey || event.altKey) return;
+    if (event.key === 'Escape') replace(facePanel);
+    else if (event.key === 'f') { if (await patch({ favorite: !photo.favorite })) drawSide(); }
+    else if (/^[0-5]$/.test(event.key)) { if (await patch({ rating: Number(event.key) }, `Rated ${event.key}★`)) drawSide(); }
+  };
+  document.addEventListener('keydown', onKey);
+  return () => {
+    document.removeEventListener('keydown', onKey);
+    if (objectUrl) URL.revokeObjectURL(objectUrl);
+  };
 }
