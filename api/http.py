@@ -13,7 +13,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.errors import Invalid, UnsupportedMedia
 from core.signing import SIGNED_URL_PARAMS
 
-
 HEAD_REQUEST = "shoebox.head_request"
 
 
