@@ -437,6 +437,18 @@ def test_a_persons_faces_are_checked_with_the_keyboard(web: Session) -> None:
     )
     assert face["person_source"] == "user"
 
+    # Hidden people leave the people screen (and the filters) until shown again.
+    page.get_by_role("button", name="Hide").click()
+    expect(page.get_by_role("button", name="Show in people")).to_be_visible()
+    assert web.api("GET", f"/v1/people/{person['id']}")["hidden"] is True
+    web.go("/people")
+    expect(page.locator(".person-card", has_text=web.group_name)).to_have_count(0)
+    page.get_by_role("button", name="Show hidden people").click()
+    page.locator(".person-card", has_text=web.group_name).get_by_role("link").click()
+    page.get_by_role("button", name="Show in people").click()
+    expect(page.get_by_role("button", name="Hide")).to_be_visible()
+    assert web.api("GET", f"/v1/people/{person['id']}")["hidden"] is False
+
 
 SCREENS = [
     "/",

@@ -6,11 +6,21 @@ export async function render(main) {
   const clusters = h('section', { 'aria-labelledby': 'clusters-title', class: 'clusters' });
   const peopleList = h('section', { 'aria-labelledby': 'people-title' });
   const unnamed = h('section', { 'aria-labelledby': 'unnamed-title' });
-  main.append(pageHeader('People'), loading('Loading people'), clusters, peopleList, unnamed);
+  let showHidden = new URLSearchParams(location.search).get('hidden') === 'true';
+  const hiddenToggle = h('button', {
+    type: 'button', class: 'secondary', 'aria-pressed': String(showHidden),
+    onclick: async () => {
+      showHidden = !showHidden;
+      hiddenToggle.setAttribute('aria-pressed', String(showHidden));
+      history.replaceState({}, '', showHidden ? '/people?hidden=true' : '/people');
+      await draw();
+    },
+  }, 'Show hidden people');
+  main.append(pageHeader('People', hiddenToggle), loading('Loading people'), clusters, peopleList, unnamed);
   let people = [];
 
   async function draw() {
-    people = await all('/v1/people');
+    people = await all('/v1/people', { include_hidden: showHidden });
     const [groups, faces] = await Promise.all([
       api('/v1/faces/clusters'),
       api('/v1/faces', { query: { unlabeled: true, order: 'confidence', limit: 60 } }),
@@ -22,10 +32,10 @@ export async function render(main) {
         ? h('div', { class: 'cluster-list' }, groups.items.slice(0, 12).map((group, index) => clusterCard(group, index)))
         : h('p', { class: 'hint' }, 'No groups of unnamed faces right now. New uploads with faces bring more.'));
     replace(peopleList, h('h2', { id: 'people-title' }, 'People'),
-      people.length ? h('ul', { class: 'people-grid' }, people.map((person) => h('li', { class: 'person-card' },
-        link(`/people/${person.id}`, { 'aria-label': `${person.name}: ${person.photo_count} photos` },
-          person.face_count ? h('img', { src: `/v1/people/${person.id}/thumbnail`, alt: '', width: 120, height: 120, loading: 'lazy' }) : h('span', { class: 'avatar' }, person.name[0]),
-          h('strong', {}, person.name),
+      people.length ? h('ul', { class: 'people-grid' }, people.map((person) => h('li', { class: `person-card${person.hidden ? ' hidden-person' : ''}` },
+        link(`/people/${person.id}`, { 'aria-label': `${person.name}${person.hidden ? ' (hidden)' : ''}: ${person.photo_count} photos` },
+          person.thumbnail_url ? h('img', { src: person.thumbnail_url, alt: '', width: 120, height: 120, loading: 'lazy' }) : h('span', { class: 'avatar', 'aria-hidden': 'true' }, person.name[0]),
+          h('strong', {}, person.name, person.hidden ? h('span', { class: 'hint' }, ' · hidden') : null),
           h('span', { class: 'hint' }, `${person.photo_count} photo${person.photo_count === 1 ? '' : 's'} · ${person.labeled_count} named by you`)))))
         : empty('Nobody named yet', 'Name a group above, or open a photo and press a face to name it.'));
     const nameless = faces.items.filter((face) => !face.person);

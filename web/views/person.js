@@ -5,7 +5,7 @@ import { confirmDialog, h, navigate, pageHeader, pagedGrid, percent, photoTile, 
 
 export async function render(main, [personId]) {
   let person = await api(`/v1/people/${personId}`);
-  const others = (await all('/v1/people')).filter((p) => p.id !== personId);
+  const others = (await all('/v1/people', { include_hidden: true })).filter((p) => p.id !== personId);
   const faceGrid = h('ul', { class: 'face-grid review-faces', 'aria-label': 'Faces, least sure first' });
   const merge = h('select', { 'aria-label': 'Merge into' }, h('option', { value: '' }, 'Merge into…'), others.map((p) => h('option', { value: p.id }, p.name)));
   merge.addEventListener('change', async () => {
@@ -21,12 +21,24 @@ export async function render(main, [personId]) {
       try { person = await api(`/v1/people/${person.id}`, { method: 'PATCH', json: { name } }); title.textContent = person.name; } catch (error) { showError(error); }
     } }, 'Rename'),
     others.length ? merge : null,
+    h('button', { type: 'button', class: 'secondary', id: 'hide-person', onclick: async (event) => {
+      try {
+        person = await api(`/v1/people/${person.id}`, { method: 'PATCH', json: { hidden: !person.hidden } });
+        event.target.textContent = person.hidden ? 'Show in people' : 'Hide';
+        toast(person.hidden ? `${person.name} is hidden from people and filters` : `${person.name} is shown again`);
+      } catch (error) { showError(error); }
+    } }, person.hidden ? 'Show in people' : 'Hide'),
     h('button', { type: 'button', class: 'danger', onclick: async () => {
       if (!(await confirmDialog(`Forget ${person.name}? Their faces stay, without a name.`, 'Forget'))) return;
       try { await api(`/v1/people/${person.id}`, { method: 'DELETE' }); navigate('/people'); } catch (error) { showError(error); }
     } }, 'Forget person'));
   head.querySelector('h1').replaceWith(title);
+  const birth = h('input', { type: 'date', id: 'birth-date', value: person.birth_date || '' });
+  birth.addEventListener('change', async () => {
+    try { person = await api(`/v1/people/${person.id}`, { method: 'PATCH', json: { birth_date: birth.value || null } }); toast('Birth date saved'); } catch (error) { showError(error); }
+  });
   main.append(head,
+    h('div', { class: 'row' }, h('label', { for: 'birth-date' }, 'Birth date'), birth),
     h('p', { class: 'hint' }, `${person.photo_count} photos · ${person.face_count} faces · ${person.labeled_count} named by you. Check the model's guesses: focus a face, press y if it is ${person.name}, n if not.`),
     h('h2', {}, 'Faces, least sure first'), faceGrid,
     h('h2', {}, 'Photos'),
@@ -80,7 +92,10 @@ export async function render(main, [personId]) {
     h('div', { class: 'row tight' },
       h('button', { type: 'button', class: 'icon', 'aria-label': `Yes, ${person.name}`, onclick: () => decide(face, item, true) }, '✓'),
       h('button', { type: 'button', class: 'icon', 'aria-label': `Not ${person.name}`, onclick: () => decide(face, item, false) }, '✕')),
-    moveTo(face, item));
+    moveTo(face, item),
+    h('button', { type: 'button', class: 'link small', 'aria-pressed': String(person.cover_face_id === face.id), onclick: async () => {
+      try { person = await api(`/v1/people/${person.id}`, { method: 'PATCH', json: { cover_face_id: face.id } }); toast('Cover face chosen'); } catch (error) { showError(error); }
+    } }, 'Use as cover'));
     return item;
   }));
 }
