@@ -80,8 +80,8 @@ class InferenceAlone:
 
     @property
     def core_seconds(self) -> float:
-        """The photo's own model runs (objects, labels, faces), without the rotation probes."""
-        return self.seconds - self.per_model.get("rotation probes", 0.0)
+        """The photo's own model runs (objects, labels, faces), without the rotation check."""
+        return self.seconds - self.per_model.get("rotation check", 0.0)
 
 
 def configure_env(batch_size: int, threads: int) -> dict[str, str]:
@@ -136,7 +136,7 @@ def run_inference_alone(paths: list[Path], batch_size: int, threads: int, chunk:
     )
 
     # Time the analysis job's own model step, services.analysis.service.analyze_images (every model it runs:
-    # objects + labels + faces, rotation probes where the job makes them, and the negligible tag
+    # objects + labels + faces, rotation check where the job makes them, and the negligible tag
     # derivation), and each part inside it by wrapping the entry points for the duration of the run.
     per_part: dict[str, float] = {}
     restore: list[tuple[object, str, bool]] = []  # (owner, attribute, was set on the instance)
@@ -144,7 +144,7 @@ def run_inference_alone(paths: list[Path], batch_size: int, threads: int, chunk:
     targets: list[tuple[str, object, str]] = [
         (role, getattr(models, role, None), m) for role, m in MODEL_PARTS
     ]
-    targets.append(("rotation probes", analysis, "suggest_rotation"))
+    targets.append(("rotation check", analysis, "check_rotations"))
     for part, owner, attribute in targets:
         if owner is not None and hasattr(owner, attribute):
             per_part[part] = 0.0
@@ -299,7 +299,7 @@ def main() -> None:
         )
     print(
         "inference alone = every model run the analysis job makes (analysis.service.analyze_images); "
-        "core models = the same without the rotation probes"
+        "core models = the same without the rotation check"
         + (f" (made for {rows[0][2].rotation_checked} of {n} images)" if rows[0][2].rotation_checked else "")
     )
     base_b, base_e2e, base_alone = rows[0]

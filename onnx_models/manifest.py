@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.json")
 
-Role = Literal["objects", "labels", "face_detection", "face_embedding", "text", "text_alignment"]
+Role = Literal["objects", "labels", "face_detection", "face_embedding", "text", "text_alignment", "rotation"]
 
 
 class TensorSpec(BaseModel):

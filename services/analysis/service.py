@@ -28,7 +28,13 @@ from services.jobs.service import JobContext, JobType, ensure_queued_job, regist
 from services.photos.images import ANALYSIS_MAX_SIDE, load_oriented
 from services.photos.service import get_photo, get_photos, owner_photo_ids
 from services.quality.assess import QualityResult, assess_quality, jpeg_tables
-from services.quality.rotation import RotationSuggestion, needs_rotation_check, suggest_rotation
+from services.quality.rotation import (
+    RotationSuggestion,
+    head_is_sure,
+    mosaic_evidence,
+    needs_rotation_check,
+    suggest_rotation,
+)
 from services.search.documents import embed_summaries
 from services.search.places import set_photo_place
 from services.tagging.rules import DerivedTag, derive_tags, load_rules, object_thresholds_for
@@ -58,8 +64,8 @@ def analyze_images(
 ) -> list[PhotoFindings]:
     """Run every model over a batch of images (EXIF orientation applied).
 
-    check_rotation: per image, whether to look for a sideways or upside-down photo (costs three more
-    detector runs, so only for files that carry no camera orientation).
+    check_rotation: per image, whether to look for a sideways or upside-down photo (three more
+    labeler passes and one detector pass over a mosaic, so only for files with no camera orientation).
     """
     if not images:
         return []
@@ -71,16 +77,7 @@ def analyze_images(
     labels = models.labels.predict(images, top_k=5)
     faces = models.faces.analyze(images)
     sentence_vectors = embed_text_vectors(images, models)
-    rotations = [
-        suggest_rotation(
-            image, found, [f.detection.score for f in found_faces], models.objects, models.faces.detector
-        )
-        if check
-        else None
-        for image, found, found_faces, check in zip(
-            images, detections, faces, check_rotation or [False] * len(images), strict=True
-        )
-    ]
+    rotations = check_rotations(images, models, labels, check_rotation or [])
     per_photo_ms = (time.perf_counter() - started) * 1000 / len(images)
     return [
         PhotoFindings(
@@ -103,6 +100,36 @@ def analyze_images(
             detections, labels, faces, rotations, sentence_vectors, strict=True
         )
     ]
+
+
+def check_rotations(
+    images: list[Image.Image],
+    models: ModelSet,
+    labels: list[LabelResult],
+    check: list[bool],
+) -> list[RotationSuggestion | None]:
+    """Rotation suggestions for the photos flagged in `check`: the rotation head over the labeler's
+    embedding of each turn (one batched call), and where it hesitates the detectors' view of a mosaic
+    of the turns."""
+    suggestions: list[RotationSuggestion | None] = [None] * len(images)
+    flagged = [i for i, flag in enumerate(check) if flag]
+    if not flagged:
+        return suggestions
+    try:
+        probabilities = models.rotation.turn_probabilities(
+            [images[i] for i in flagged], np.stack([labels[i].embedding for i in flagged])
+        )
+    except ModelMissing as missing:
+        log.warning("no rotation suggestions: %s", missing.detail)
+        return suggestions
+    for i, photo_probabilities in zip(flagged, probabilities, strict=True):
+        evidence = (
+            None
+            if head_is_sure(photo_probabilities)
+            else mosaic_evidence(images[i], models.objects, models.faces.detector)
+        )
+        suggestions[i] = suggest_rotation(photo_probabilities, evidence)
+    return suggestions
 
 
 def store_findings(db: Session, photo: Photo, findings: PhotoFindings, models: ModelSet) -> None:

@@ -141,6 +141,24 @@ class ImageLabeler(InferenceModel):
                 results.append(LabelResult(labels=labels, embedding=embedding))
         return results
 
+    def embed_turns(self, images: list[Image.Image], turns: tuple[int, ...] = (90, 180, 270)) -> np.ndarray:
+        """[N, len(turns), D] unit embeddings of each photo turned clockwise by each of `turns` degrees.
+
+        The input tensor is turned, not the photo: a centre crop of a turned photo is the turned
+        centre crop, so each extra view costs one network pass and no resize.
+        """
+        if not images:
+            return np.zeros((0, len(turns), 0), dtype=np.float32)
+        tensors = [self.preprocess(image) for image in images]
+        # np.rot90 turns counter-clockwise for positive k; axes (1, 2) are the tensor's H and W.
+        views = np.stack([np.rot90(t, k=-(turn // 90), axes=(1, 2)) for t in tensors for turn in turns])
+        parts = []
+        for start in range(0, len(views), self.max_batch):
+            chunk = np.ascontiguousarray(views[start : start + self.max_batch])
+            (embeddings,) = self.onnx.run({self.input_name: chunk}, [self.embedding_name])
+            parts.append(l2_normalise(embeddings))
+        return np.concatenate(parts).reshape(len(images), len(turns), -1).astype(np.float32)
+
 
 def _to_rgb(image: Image.Image) -> Image.Image:
     """RGB view of any PIL mode; transparent areas become white rather than whatever is underneath."""

@@ -27,6 +27,7 @@ from services.inference.faces import (
 )
 from services.inference.labels import ImageLabeler
 from services.inference.objects import ObjectDetector, load_object_detector
+from services.inference.rotation import RotationHead, default_rotation_entry
 from services.inference.text import TextEmbedder
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ _IMPLEMENTATIONS: dict[tuple[str, str | None], type[InferenceModel]] = {
     ("face_embedding", None): FaceEmbedder,
     ("text", None): TextEmbedder,
     ("text_alignment", None): ImageTextAligner,
+    ("rotation", None): RotationHead,
 }
 
 
@@ -125,6 +127,14 @@ class ModelSet:
             lambda: ImageTextAligner(default_alignment_entry(), self.settings),
         )
 
+    @property
+    def rotation(self) -> RotationHead:
+        return self._get(
+            "rotation",
+            RotationHead,
+            lambda: RotationHead(default_rotation_entry(), self.settings, self.labels),
+        )
+
     def warm_up(self) -> None:
         """Build and run every default model now, so the first request does not pay for loading."""
         for model in (self.objects, self.labels, self.face_detector, self.face_embedder, self.text):
@@ -133,3 +143,7 @@ class ModelSet:
             self.alignment.warm_up()
         except ModelMissing as missing:  # optional: text search then ranks by words and summaries
             log.warning("no text alignment head: %s", missing.detail)
+        try:
+            self.rotation.warm_up()
+        except ModelMissing as missing:  # optional: photos then get no rotation suggestion
+            log.warning("no rotation head: %s", missing.detail)
