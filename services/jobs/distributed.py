@@ -1,0 +1,375 @@
+"""Distributed jobs on Dramatiq (RabbitMQ or Redis): the API splits a job into tasks, worker processes
+on any machine run them.
+
+The `Job` row stays the API's view of progress. A dispatcher in the API process claims queued jobs
+(the same atomic claim as the local runner) and writes a job's items as `JobTask` rows of a few photos
+each, then publishes one message per task to the job type's queue ("analysis" or "default"). A worker
+runs a task's items through the job type's batch handler and records them in one transaction that
+locks the job row, moves the task's `position` and adds to the job's `done`/`failed` counters: the
+broker delivers at least once (acks late; a killed worker's messages are redelivered), the task row
+makes the counting exactly once, and the handlers replace their rows (keyed by photo and model), so a
+re-run never duplicates faces, tags or embeddings. A retried task runs its items one at a time; an
+item on which workers died `task_max_crashes` times fails alone. The last task finishes the job.
+Job types that cannot be split (exports, recognition) travel as one message that runs the whole job
+with the local runner's code, resuming at the job's `position` after a crash.
+"""
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from db.models import Job, JobTask, WorkerStat
+from db.types import utcnow
+from services.jobs.service import (
+    MAX_ERRORS_KEPT,
+    JobContext,
+    JobRunner,
+    _finish,
+    _rows_changed,
+    claim_next_job,
+    get_job_type,
+    run_job,
+)
+
+log = logging.getLogger(__name__)
+
+QUEUES = ("analysis", "default")
+# A task's handler may run for minutes on a slow CPU worker; the broker's own limit is 10 minutes.
+TASK_TIME_LIMIT_MS = 6 * 3600 * 1000
+
+
+def make_broker(settings: Settings) -> dramatiq.Broker:
+    """The broker SHOEBOX_BROKER_URL names: amqp://... (RabbitMQ) or redis://... (Redis)."""
+    url = settings.broker_url
+    broker: dramatiq.Broker
+    if url.startswith("redis"):
+        from dramatiq.brokers.redis import RedisBroker  # the `redis` package, only for Redis deployments
+
+        broker = RedisBroker(url=url)  # type: ignore[no-untyped-call]
+    else:
+        broker = RabbitmqBroker(url=url)
+    declare_actors(broker, settings.broker_namespace)
+    return broker
+
+
+def broker_queue(namespace: str, queue: str) -> str:
+    """The broker's name for one of our queues (a namespace lets several libraries share a broker)."""
+    return f"{namespace}{queue}"
+
+
+def _task_actor_name(queue: str) -> str:
+    return f"shoebox.task.{queue}"
+
+
+def _job_actor_name(queue: str) -> str:
+    return f"shoebox.job.{queue}"
+
+
+def declare_actors(broker: dramatiq.Broker, namespace: str = "") -> None:
+    """Two actors per queue: one runs a task (a few items of a job), one runs a whole job."""
+    options: dict[str, Any] = {
+        "max_retries": 20,
+        "min_backoff": 1000,
+        "max_backoff": 60_000,
+        "time_limit": TASK_TIME_LIMIT_MS,
+    }
+    for queue in QUEUES:
+        queue_name = broker_queue(namespace, queue)
+        dramatiq.actor(broker=broker, actor_name=_task_actor_name(queue), queue_name=queue_name, **options)(
+            _run_task_message
+        )
+        dramatiq.actor(broker=broker, actor_name=_job_actor_name(queue), queue_name=queue_name, **options)(
+            _run_job_message
+        )
+
+
+# --- the API side: split queued jobs into tasks and publish them ---------------------------------
+
+
+def dispatch_job(db: Session, broker: dramatiq.Broker, job: Job, settings: Settings) -> None:
+    """A claimed (running) job becomes tasks on the broker; in the caller's session."""
+    job_type = get_job_type(job.type)
+    if job_type is None:
+        _finish(db, job, "failed", extra_error={"item": None, "error": f"unknown job type {job.type}"})
+        return
+    job.worker_id = "broker"
+    if job_type.splittable and job.items:
+        size = settings.task_batch_size
+        remaining = list(job.items)[job.position :]
+        tasks = [
+            JobTask(job_id=job.id, seq=seq, queue=job_type.queue, items=remaining[start : start + size])
+            for seq, start in enumerate(range(0, len(remaining), size))
+        ]
+        db.add_all(tasks)
+        db.commit()
+        for task in tasks:
+            broker.get_actor(_task_actor_name(job_type.queue)).send(task.id)
+        log.info("job %s dispatched as %d tasks on queue %s", job.id, len(tasks), job_type.queue)
+    else:
+        db.commit()
+        broker.get_actor(_job_actor_name(job_type.queue)).send(job.id)
+        log.info("job %s dispatched whole on queue %s", job.id, job_type.queue)
+
+
+def dispatch_queued_jobs(
+    sessions: Callable[[], Session], broker: dramatiq.Broker, settings: Settings, dispatcher_id: str
+) -> int:
+    """Claim and dispatch every queued job; how many. A job whose publishing failed goes back to the
+    queue (its task rows too), to be dispatched again."""
+    dispatched = 0
+    while True:
+        with sessions() as db:
+            job = claim_next_job(db, worker_id=dispatcher_id)
+            if job is None:
+                return dispatched
+            try:
+                dispatch_job(db, broker, job, settings)
+            except Exception:
+                log.exception("job %s could not be dispatched; it stays queued", job.id)
+                db.rollback()
+                db.execute(update(Job).where(Job.id == job.id).values(state="queued", worker_id=None))
+                db.execute(delete(JobTask).where(JobTask.job_id == job.id))
+                db.commit()
+                return dispatched
+            dispatched += 1
+
+
+class BrokerDispatcher(JobRunner):
+    """Stands in for the in-process workers in distributed mode: one thread publishes queued jobs to
+    the broker and runs the periodic maintenance; the work itself happens in worker processes."""
+
+    def __init__(
+        self,
+        context: JobContext,
+        broker: dramatiq.Broker,
+        poll_seconds: float,
+        maintenance: list[Callable[[JobContext], None]] | None = None,
+    ) -> None:
+        super().__init__(context, 1, poll_seconds, maintenance=maintenance)
+        self.broker = broker
+
+    def start(self) -> None:
+        self._stop.clear()
+        thread = threading.Thread(target=self._dispatch_loop, name="job-dispatcher", daemon=True)
+        thread.start()
+        self._threads = [thread]
+
+    def _dispatch_loop(self) -> None:
+        dispatcher_id = f"{self.worker_prefix}:dispatcher"
+        while not self._stop.is_set():
+            self._run_maintenance()
+            try:
+                dispatch_queued_jobs(self.context.sessions, self.broker, self.context.settings, dispatcher_id)
+            except Exception:
+                log.exception("dispatching jobs failed")
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+
+
+# --- the worker side -------------------------------------------------------------------------------
+
+
+@dataclass
+class WorkerRuntime:
+    context: JobContext
+    worker_id: str
+
+
+_runtime: WorkerRuntime | None = None
+
+
+def install_runtime(context: JobContext, *, queues: list[str]) -> WorkerRuntime:
+    """This process runs tasks: its identity, and its row of figures for /metrics."""
+    global _runtime
+    worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    with context.sessions() as db:
+        db.add(WorkerStat(worker_id=worker_id, queues=",".join(queues)))
+        db.commit()
+    _runtime = WorkerRuntime(context=context, worker_id=worker_id)
+    return _runtime
+
+
+def _require_runtime() -> WorkerRuntime:
+    if _runtime is None:
+        raise RuntimeError("this process is no worker: run `python -m services.jobs.worker`")
+    return _runtime
+
+
+def _run_task_message(task_id: str) -> None:
+    run_task(_require_runtime(), task_id)
+
+
+def _run_job_message(job_id: str) -> None:
+    run_whole_job(_require_runtime(), job_id)
+
+
+def run_whole_job(runtime: WorkerRuntime, job_id: str) -> None:
+    """A job that is not split: take it over under a fresh claim (a worker that died with it, or
+    a paused one, can no longer commit) and run it from its position."""
+    with runtime.context.sessions() as db:
+        taken = _rows_changed(
+            db,
+            update(Job)
+            .where(Job.id == job_id, Job.state == "running")
+            .values(worker_id=runtime.worker_id, claim_token=uuid.uuid4().hex, heartbeat_at=utcnow())
+            .execution_options(synchronize_session=False),
+        )
+        db.commit()
+    if taken:
+        run_job(runtime.context, job_id, runtime.worker_id)
+
+
+def run_task(runtime: WorkerRuntime, task_id: str) -> None:
+    """Run one task (a delivery of its message); safe to run again after a crash or a redelivery."""
+    context = runtime.context
+    with context.sessions() as db:
+        task = db.get(JobTask, task_id)
+        if task is None:
+            return
+        job = db.get(Job, task.job_id)
+        if job is None or job.state != "running":
+            if task.state == "queued":
+                task.state = "cancelled"
+                db.commit()
+            return
+        if task.state != "queued":
+            finish_job_if_complete(context, job.id)  # the worker that finished it may have died here
+            return
+        db.execute(
+            update(JobTask)
+            .where(JobTask.id == task_id)
+            .values(
+                deliveries=JobTask.deliveries + 1,
+                deliveries_at_position=JobTask.deliveries_at_position + 1,
+                worker_id=runtime.worker_id,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        db.commit()
+        db.refresh(task)
+        owner_id, job_type_name, params = job.owner_id, job.type, dict(job.params)
+        items, position = list(task.items), task.position
+        retried, crashes_here = task.deliveries > 1, task.deliveries_at_position - 1
+    job_type = get_job_type(job_type_name)
+    if job_type is None:
+        _record(runtime, task_id, position, items[position:], {i: "unknown job type" for i in items}, 0.0)
+        return
+    if retried and crashes_here >= context.settings.task_max_crashes and position < len(items):
+        poison = items[position]
+        log.warning(
+            "task %s: workers died %d times on item %s; it fails alone", task_id, crashes_here, poison
+        )
+        message = f"a worker died {crashes_here} times while processing this item"
+        position = _record(runtime, task_id, position, [poison], {poison: message}, 0.0)
+    # First delivery: the whole batch at once (the models batch across photos). A retry goes one item
+    # at a time, so the item that kills workers is found and the others are kept.
+    step = 1 if retried else max(1, len(items))
+    while 0 <= position < len(items):
+        batch = items[position : position + step]
+        started = time.perf_counter()
+        try:
+            errors = job_type.handler(context, owner_id, batch, params)
+        except Exception as exc:  # a handler bug fails the batch, not the worker
+            log.exception("task %s: batch at %d failed", task_id, position)
+            errors = {item: f"{type(exc).__name__}: {exc}" for item in batch}
+        position = _record(runtime, task_id, position, batch, errors, time.perf_counter() - started)
+    finish_job_if_complete(context, _job_of(context, task_id))
+
+
+def _job_of(context: JobContext, task_id: str) -> str:
+    with context.sessions() as db:
+        job_id = db.scalar(select(JobTask.job_id).where(JobTask.id == task_id))
+    return job_id or ""
+
+
+def _record(
+    runtime: WorkerRuntime,
+    task_id: str,
+    position: int,
+    batch: list[str],
+    errors: dict[str, str],
+    seconds: float,
+) -> int:
+    """Count a finished batch of a task in its job, exactly once: the task's position moves from
+    `position` in the same transaction as the job's counters, under the job's row lock. Answers the
+    task's next position, or -1 when the task is no longer this worker's to count (done elsewhere)."""
+    with runtime.context.sessions() as db:
+        job_id = db.scalar(select(JobTask.job_id).where(JobTask.id == task_id))
+        job = db.get(Job, job_id, with_for_update=True, populate_existing=True) if job_id else None
+        task = db.get(JobTask, task_id, with_for_update=True, populate_existing=True)
+        if job is None or task is None or task.state != "queued" or task.position != position:
+            return -1
+        task.position = position + len(batch)
+        task.deliveries_at_position = 1  # this delivery, alive at the new position
+        if task.position >= len(task.items):
+            task.state = "done"
+            task.finished_at = utcnow()
+        failed = sum(1 for item in batch if item in errors)
+        job.done += len(batch) - failed
+        job.failed += failed
+        job.position += len(batch)
+        job.heartbeat_at = utcnow()
+        if errors and len(job.errors) < MAX_ERRORS_KEPT:
+            job.errors = [*job.errors, *({"item": i, "error": e} for i, e in errors.items())][
+                :MAX_ERRORS_KEPT
+            ]
+        db.execute(
+            update(WorkerStat)
+            .where(WorkerStat.worker_id == runtime.worker_id)
+            .values(
+                items_done=WorkerStat.items_done + len(batch) - failed,
+                items_failed=WorkerStat.items_failed + failed,
+                tasks=WorkerStat.tasks + (1 if task.state == "done" else 0),
+                busy_seconds=WorkerStat.busy_seconds + seconds,
+                last_seen_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        db.commit()
+        log.info(
+            "job %s task %s: %d/%d by %s", job.id, task_id, task.position, len(task.items), runtime.worker_id
+        )
+        return task.position if task.state == "queued" else len(task.items)
+
+
+def finish_job_if_complete(context: JobContext, job_id: str) -> None:
+    """When every task of the job is done: its finishing step, then its final state (once)."""
+    with context.sessions() as db:
+        job = db.get(Job, job_id)
+        if job is None or job.state != "running":
+            return
+        open_tasks = db.scalar(
+            select(func.count())
+            .select_from(JobTask)
+            .where(JobTask.job_id == job_id, JobTask.state == "queued")
+        )
+        if open_tasks:
+            return
+        owner_id, params, job_type = job.owner_id, dict(job.params), get_job_type(job.type)
+    error: dict[str, Any] | None = None
+    if job_type is not None and job_type.on_finished is not None:
+        try:
+            job_type.on_finished(context, owner_id, params)
+        except Exception as exc:
+            log.exception("job %s finishing step failed", job_id)
+            error = {"item": None, "error": f"{type(exc).__name__}: {exc}"}
+    with context.sessions() as db:
+        job = db.get(Job, job_id, with_for_update=True)
+        if job is None or job.state != "running":
+            return
+        if error is not None:
+            _finish(db, job, "failed", extra_error=error)
+        else:
+            _finish(db, job, "failed" if job.total and job.failed == job.total else "succeeded")
