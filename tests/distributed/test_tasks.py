@@ -1,0 +1,187 @@
+"""Distributed tasks without a broker process (Dramatiq's stub broker): exactly-once counting when a
+task is delivered again, re-analysis replacing rows instead of adding them, a poison photo failing
+alone, a cancelled job's tasks dropped. On SQLite and PostgreSQL."""
+
+from collections.abc import Iterator
+
+import pytest
+from dramatiq.brokers.stub import StubBroker
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+
+from api.main import create_app
+from core.config import Settings
+from db.models import Detection, Face, Job, JobTask, PhotoAnalysis, PhotoEmbedding, PhotoTag, WorkerStat
+from services.analysis.service import analyze_batch
+from services.jobs.distributed import (
+    WorkerRuntime,
+    declare_actors,
+    dispatch_queued_jobs,
+    install_runtime,
+    run_task,
+)
+from services.jobs.service import JobContext, create_job
+from tests.conftest import OwnerAuth, make_settings, new_owner
+from tests.helpers import upload_ids
+from tests.paths import TESTDATA_DIR
+
+PHOTOS = sorted((TESTDATA_DIR / "detection" / "images").glob("*.jpg"))[:5]
+
+
+@pytest.fixture(scope="module")
+def quiet_settings(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Settings:
+    # No in-process workers and no automatic analysis: the test runs every task itself.
+    return make_settings(
+        backend,
+        tmp_path_factory.mktemp(f"tasks-{backend}"),
+        request,
+        run_job_workers=False,
+        analyze_on_upload=False,
+        task_batch_size=3,
+    )
+
+
+@pytest.fixture(scope="module")
+def app_client(quiet_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(quiet_settings)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def context(app_client: TestClient, quiet_settings: Settings) -> JobContext:
+    state = app_client.app.state  # type: ignore[attr-defined]
+    return JobContext(
+        sessions=state.sessions, store=state.store, settings=quiet_settings, models=state.models
+    )
+
+
+@pytest.fixture(scope="module")
+def runtime(context: JobContext) -> WorkerRuntime:
+    return install_runtime(context, queues=["analysis", "default"])
+
+
+@pytest.fixture
+def broker() -> StubBroker:
+    stub = StubBroker()
+    declare_actors(stub)
+    return stub
+
+
+@pytest.fixture
+def photo_ids(app_client: TestClient) -> tuple[OwnerAuth, list[str]]:
+    owner = new_owner(app_client)
+    ids = upload_ids(app_client, owner, [(path.name, path.read_bytes()) for path in PHOTOS])
+    return owner, [ids[path.name] for path in PHOTOS]
+
+
+def _counts(context: JobContext, photo_ids: list[str]) -> dict[str, int]:
+    counted: dict[str, int] = {}
+    with context.sessions() as db:
+        for model in (Detection, PhotoTag, Face, PhotoEmbedding, PhotoAnalysis):
+            column = model.photo_id  # type: ignore[attr-defined]
+            counted[model.__name__] = db.scalar(
+                select(func.count()).select_from(model).where(column.in_(photo_ids))
+            )
+    return counted
+
+
+def _dispatch(context: JobContext, broker: StubBroker, owner_id: str, photo_ids: list[str]) -> str:
+    with context.sessions() as db:
+        # Only this test's job: others left queued by earlier tests are not dispatched here.
+        db.execute(update(Job).where(Job.state == "queued").values(state="cancelled"))
+        job_id = create_job(db, owner_id=owner_id, type="analyze", items=photo_ids).id
+        db.commit()
+    assert dispatch_queued_jobs(context.sessions, broker, context.settings, "dispatcher") == 1
+    return job_id
+
+
+def _tasks(context: JobContext, job_id: str) -> list[JobTask]:
+    with context.sessions() as db:
+        return list(db.scalars(select(JobTask).where(JobTask.job_id == job_id).order_by(JobTask.seq)))
+
+
+def _job(context: JobContext, job_id: str) -> Job:
+    with context.sessions() as db:
+        job = db.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+def test_analysing_the_same_photos_again_replaces_their_rows(
+    context: JobContext, photo_ids: tuple[OwnerAuth, list[str]]
+) -> None:
+    owner, ids = photo_ids
+    assert analyze_batch(context, owner.id, ids, {}) == {}
+    first = _counts(context, ids)
+    assert first["Detection"] > 0 and first["PhotoTag"] > 0 and first["PhotoAnalysis"] == len(ids)
+    assert analyze_batch(context, owner.id, ids, {}) == {}
+    assert _counts(context, ids) == first
+
+
+def test_a_task_delivered_twice_is_counted_once(
+    context: JobContext,
+    runtime: WorkerRuntime,
+    broker: StubBroker,
+    photo_ids: tuple[OwnerAuth, list[str]],
+) -> None:
+    owner, ids = photo_ids
+    with context.sessions() as db:
+        before = db.get(WorkerStat, runtime.worker_id)
+        assert before is not None
+        done_before = before.items_done
+    job_id = _dispatch(context, broker, owner.id, ids)
+    tasks = _tasks(context, job_id)
+    assert [len(task.items) for task in tasks] == [3, 2] and {task.queue for task in tasks} == {"analysis"}
+    assert broker.queues["analysis"].qsize() == 2  # one message per task
+    run_task(runtime, tasks[0].id)
+    run_task(runtime, tasks[0].id)  # redelivered after it finished (the ack was lost)
+    assert (_job(context, job_id).done, _job(context, job_id).state) == (3, "running")
+    run_task(runtime, tasks[1].id)
+    run_task(runtime, tasks[1].id)
+    job = _job(context, job_id)
+    assert (job.state, job.total, job.done, job.failed) == ("succeeded", 5, 5, 0)
+    assert _counts(context, ids)["PhotoAnalysis"] == 5
+    with context.sessions() as db:
+        stat = db.get(WorkerStat, runtime.worker_id)
+        assert stat is not None and stat.items_done - done_before == 5
+
+
+def test_a_photo_on_which_workers_died_fails_alone(
+    context: JobContext,
+    runtime: WorkerRuntime,
+    broker: StubBroker,
+    photo_ids: tuple[OwnerAuth, list[str]],
+) -> None:
+    owner, ids = photo_ids
+    job_id = _dispatch(context, broker, owner.id, ids[:3])
+    [task] = _tasks(context, job_id)
+    with context.sessions() as db:
+        # As two deliveries left it: both workers were killed at the task's first photo.
+        db.execute(
+            update(JobTask).where(JobTask.id == task.id).values(deliveries=2, deliveries_at_position=2)
+        )
+        db.commit()
+    run_task(runtime, task.id)
+    job = _job(context, job_id)
+    assert (job.state, job.done, job.failed) == ("succeeded", 2, 1)
+    assert [error["item"] for error in job.errors] == [ids[0]]
+    assert "worker died 2 times" in job.errors[0]["error"]
+
+
+def test_the_tasks_of_a_cancelled_job_are_dropped(
+    context: JobContext,
+    runtime: WorkerRuntime,
+    broker: StubBroker,
+    photo_ids: tuple[OwnerAuth, list[str]],
+) -> None:
+    owner, ids = photo_ids
+    job_id = _dispatch(context, broker, owner.id, ids)
+    with context.sessions() as db:
+        db.execute(update(Job).where(Job.id == job_id).values(state="cancelled"))
+        db.commit()
+    for task in _tasks(context, job_id):
+        run_task(runtime, task.id)
+    assert {task.state for task in _tasks(context, job_id)} == {"cancelled"}
+    assert (_job(context, job_id).state, _job(context, job_id).done) == ("cancelled", 0)
