@@ -25,7 +25,7 @@ from db.models import Detection, Face, Job, JobTask, PhotoAnalysis, PhotoEmbeddi
 from tests.paths import MODEL_DIR, REPO_ROOT, TESTDATA_DIR
 
 BROKER_URL = os.environ.get("SHOEBOX_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-PHOTOS = 12
+PHOTOS = 16
 TASK_SIZE = 2
 
 
