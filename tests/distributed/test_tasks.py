@@ -3,12 +3,14 @@ task is delivered again, re-analysis replacing rows instead of adding them, a po
 alone, a cancelled job's tasks dropped. On SQLite and PostgreSQL."""
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from dramatiq.brokers.stub import StubBroker
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
+from api import metrics
 from api.main import create_app
 from core.config import Settings
 from db.models import Detection, Face, Job, JobTask, PhotoAnalysis, PhotoEmbedding, PhotoTag, WorkerStat
@@ -19,8 +21,9 @@ from services.jobs.distributed import (
     dispatch_queued_jobs,
     install_runtime,
     run_task,
+    run_whole_job,
 )
-from services.jobs.service import JobContext, create_job
+from services.jobs.service import JobContext, JobType, create_job, register_job_type
 from tests.conftest import OwnerAuth, make_settings, new_owner
 from tests.helpers import upload_ids
 from tests.paths import TESTDATA_DIR
@@ -135,6 +138,10 @@ def test_a_task_delivered_twice_is_counted_once(
     tasks = _tasks(context, job_id)
     assert [len(task.items) for task in tasks] == [3, 2] and {task.queue for task in tasks} == {"analysis"}
     assert broker.queues["analysis"].qsize() == 2  # one message per task
+    with context.sessions() as db:
+        waiting = metrics.render(db, include_library=True)
+    assert 'shoebox_queue_tasks{queue="analysis"} 2' in waiting
+    assert 'shoebox_queue_items{queue="analysis"} 5' in waiting
     run_task(runtime, tasks[0].id)
     run_task(runtime, tasks[0].id)  # redelivered after it finished (the ack was lost)
     assert (_job(context, job_id).done, _job(context, job_id).state) == (3, "running")
@@ -146,6 +153,9 @@ def test_a_task_delivered_twice_is_counted_once(
     with context.sessions() as db:
         stat = db.get(WorkerStat, runtime.worker_id)
         assert stat is not None and stat.items_done - done_before == 5
+        finished = metrics.render(db, include_library=True)
+    assert 'shoebox_queue_tasks{queue="analysis"}' not in finished
+    assert f'shoebox_worker_items_total{{worker="{runtime.worker_id}",' in finished
 
 
 def test_a_photo_on_which_workers_died_fails_alone(
@@ -185,3 +195,37 @@ def test_the_tasks_of_a_cancelled_job_are_dropped(
         run_task(runtime, task.id)
     assert {task.state for task in _tasks(context, job_id)} == {"cancelled"}
     assert (_job(context, job_id).state, _job(context, job_id).done) == ("cancelled", 0)
+
+
+_whole_job_runs: list[str] = []
+
+
+def _count_whole_job_batch(
+    context: JobContext, owner_id: str, items: list[str], params: dict[str, Any]
+) -> dict[str, str]:
+    _whole_job_runs.extend(items)
+    return {}
+
+
+register_job_type(JobType(name="test-whole", handler=_count_whole_job_batch, batch_size=lambda s: 2))
+
+
+def test_a_job_that_is_not_split_runs_whole_on_the_default_queue_once(
+    context: JobContext,
+    runtime: WorkerRuntime,
+    broker: StubBroker,
+    photo_ids: tuple[OwnerAuth, list[str]],
+) -> None:
+    owner, ids = photo_ids
+    with context.sessions() as db:
+        db.execute(update(Job).where(Job.state == "queued").values(state="cancelled"))
+        job_id = create_job(db, owner_id=owner.id, type="test-whole", items=ids).id
+        db.commit()
+    _whole_job_runs.clear()
+    assert dispatch_queued_jobs(context.sessions, broker, context.settings, "dispatcher") == 1
+    assert _tasks(context, job_id) == [] and broker.queues["default"].qsize() == 1
+    run_whole_job(runtime, job_id)
+    run_whole_job(runtime, job_id)  # redelivered: the job is finished, nothing runs again
+    job = _job(context, job_id)
+    assert (job.state, job.done, job.worker_id) == ("succeeded", len(ids), runtime.worker_id)
+    assert sorted(_whole_job_runs) == sorted(ids)
