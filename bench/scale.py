@@ -20,6 +20,7 @@ import argparse
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -205,30 +206,53 @@ def _analysed(engine: object) -> int:
 
 
 def report(rounds: list[Round], photos_folder: Path, command: str) -> str:
-    base = rounds[0].photos_per_s
+    counts = sorted({r.workers for r in rounds})
+    median_rate = {n: statistics.median(r.photos_per_s for r in rounds if r.workers == n) for n in counts}
+    base = median_rate[counts[0]]
     load = ", ".join(f"{r.load_before[0]:.1f}-{r.load_after[0]:.1f}" for r in rounds)
     lines = [
         "# Scale-out: distributed analysis with 1 and 2 worker processes",
         "",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Machine: {os.cpu_count()} CPU cores, no GPU, "
-        f"shared with other jobs (1-minute load average before-after each round: {load}); "
+        f"shared with other jobs (1-minute load average before-after each round, in run order: {load}); "
         f"Python {platform.python_version()}.",
         f"- Command: `{command}`",
         f"- Photos: {rounds[0].photos} from `{photos_folder}`, uploaded over HTTP 16 per request while the "
         "workers run. PostgreSQL, RabbitMQ (Dramatiq), the API under uvicorn; each worker "
         "`python -m services.jobs.worker --threads 1 --warm-up` with SHOEBOX_ONNX_INTRA_OP_THREADS=1 and "
-        "tasks of SHOEBOX_TASK_BATCH_SIZE=4 photos. Clock: first upload request to the last analysis row.",
+        "tasks of SHOEBOX_TASK_BATCH_SIZE=4 photos. Clock: first upload request to the last analysis row. "
+        "Rounds interleaved (1, 2, 1, 2 ...) so that changing load on the machine hits both alike.",
         "",
-        "| workers | wall | photos/s | speed-up | upload to first analysed | uploads took "
+        "## Medians",
+        "",
+        "| workers | photos/s | speed-up | upload to first analysed | workers' cores used "
+        "| worker CPU s per photo | peak RSS per worker |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n in counts:
+        mine = [r for r in rounds if r.workers == n]
+        first = statistics.median(r.first_analysed_s for r in mine)
+        cores = statistics.median(r.cores_used for r in mine)
+        rss = max((w.peak_rss_mib or 0) for r in mine for w in r.per_worker)
+        cpu_per_photo = statistics.median(sum(w.cpu_s for w in r.per_worker) / r.photos for r in mine)
+        lines.append(
+            f"| {n} | {median_rate[n]:.2f} | **{median_rate[n] / base:.2f}x** | {first:.2f} s "
+            f"| {cores:.2f} | {cpu_per_photo:.3f} | <= {rss:.0f} MiB |"
+        )
+    lines += [
+        "",
+        "## Every round",
+        "",
+        "| workers | wall | photos/s | upload to first analysed | uploads took "
         "| workers' CPU s / wall (cores used) | per worker: photos, peak RSS, CPU s |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rounds:
         per_worker = "; ".join(
             f"{w.photos} photos, {w.peak_rss_mib or 0:.0f} MiB, {w.cpu_s:.1f} s" for w in r.per_worker
         )
         lines.append(
-            f"| {r.workers} | {r.wall_s:.1f} s | {r.photos_per_s:.2f} | {r.photos_per_s / base:.2f}x | "
+            f"| {r.workers} | {r.wall_s:.1f} s | {r.photos_per_s:.2f} | "
             f"{r.first_analysed_s:.2f} s | {r.upload_s:.1f} s | {r.cores_used:.2f} | {per_worker} |"
         )
     lines.append("")
@@ -242,21 +266,24 @@ def main() -> None:
     parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER)
     parser.add_argument("--limit", type=int, default=64)
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds per worker count (medians reported)")
     parser.add_argument("--chunk", type=int, default=16)
     parser.add_argument("--report", type=Path, default=REPO_ROOT / "bench" / "reports" / "scale.md")
     args = parser.parse_args()
     photos = list_images(args.folder, args.limit)
     assert len(photos) == args.limit, f"{len(photos)} photos in {args.folder}, {args.limit} asked for"
     rounds = []
-    for workers in (int(n) for n in args.workers.split(",")):
-        result = run_round(photos, workers, args.chunk)
-        per_worker = [(w.photos, w.peak_rss_mib) for w in result.per_worker]
-        print(
-            f"{workers} worker(s): {result.wall_s:.1f} s, {result.photos_per_s:.2f} photos/s, first analysed "
-            f"after {result.first_analysed_s:.2f} s, per worker (photos, MiB) {per_worker}",
-            flush=True,
-        )
-        rounds.append(result)
+    for _repeat in range(args.repeats):
+        for workers in (int(n) for n in args.workers.split(",")):
+            result = run_round(photos, workers, args.chunk)
+            per_worker = [(w.photos, w.peak_rss_mib) for w in result.per_worker]
+            print(
+                f"{workers} worker(s): {result.wall_s:.1f} s, {result.photos_per_s:.2f} photos/s, first "
+                f"analysed after {result.first_analysed_s:.2f} s, per worker (photos, MiB) {per_worker}, "
+                f"cores used {result.cores_used:.2f}, load {result.load_before[0]:.1f}",
+                flush=True,
+            )
+            rounds.append(result)
     text_report = report(rounds, args.folder, "python bench/scale.py " + " ".join(sys.argv[1:]))
     print(text_report)
     args.report.write_text(text_report)
