@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import dramatiq
@@ -46,6 +47,9 @@ from services.jobs.service import (
 log = logging.getLogger(__name__)
 
 QUEUES = ("analysis", "default")
+# Job.worker_id of a job whose tasks are on the broker; a dispatcher's own id ends in DISPATCHER_SUFFIX.
+BROKER_HOLDER = "broker"
+DISPATCHER_SUFFIX = "dispatcher"
 # A task's handler may run for minutes on a slow CPU worker; the broker's own limit is 10 minutes.
 TASK_TIME_LIMIT_MS = 6 * 3600 * 1000
 
@@ -98,52 +102,124 @@ def declare_actors(broker: dramatiq.Broker, namespace: str = "") -> None:
 # --- the API side: split queued jobs into tasks and publish them ---------------------------------
 
 
+# A job still held by a dispatcher this long after its claim was cut off mid-dispatch (its API process
+# died between claiming and publishing): it is dispatched again.
+DISPATCH_STALE_AFTER = timedelta(minutes=5)
+
+
 def dispatch_job(db: Session, broker: dramatiq.Broker, job: Job, settings: Settings) -> None:
-    """A claimed (running) job becomes tasks on the broker; in the caller's session."""
+    """A claimed (running) job becomes tasks on the broker; in the caller's session.
+
+    Rows first, messages after their commit (a worker must find the task it is sent). The job is
+    marked as on the broker only after the last message went out: until then it is the dispatcher's,
+    and a dispatcher that died on the way is detected by `requeue_interrupted_dispatches`.
+    """
     job_type = get_job_type(job.type)
     if job_type is None:
         _finish(db, job, "failed", extra_error={"item": None, "error": f"unknown job type {job.type}"})
         return
-    job.worker_id = "broker"
+    dispatcher_id = job.worker_id
     if job_type.splittable and job.items:
+        # Items of tasks that a worker already started (an interrupted dispatch) are not sent again.
+        existing = list(
+            db.execute(
+                select(JobTask.seq, JobTask.items, JobTask.state, JobTask.id).where(JobTask.job_id == job.id)
+            )
+        )
+        covered = {item for _seq, items, _state, _id in existing for item in items}
+        remaining = (
+            [item for item in job.items if item not in covered]
+            if existing
+            else list(job.items)[job.position :]
+        )
+        first_seq = max((seq for seq, *_rest in existing), default=-1) + 1
         size = settings.task_batch_size
-        remaining = list(job.items)[job.position :]
         tasks = [
-            JobTask(job_id=job.id, seq=seq, queue=job_type.queue, items=remaining[start : start + size])
-            for seq, start in enumerate(range(0, len(remaining), size))
+            JobTask(
+                job_id=job.id,
+                seq=first_seq + index,
+                queue=job_type.queue,
+                items=remaining[start : start + size],
+            )
+            for index, start in enumerate(range(0, len(remaining), size))
         ]
         db.add_all(tasks)
         db.commit()
         for task in tasks:
             broker.get_actor(_task_actor_name(job_type.queue)).send(task.id)
         log.info("job %s dispatched as %d tasks on queue %s", job.id, len(tasks), job_type.queue)
+        if not tasks and existing and all(state != "queued" for _seq, _items, state, _id in existing):
+            # Every task finished before the job was marked: a finished task's message finishes the job.
+            broker.get_actor(_task_actor_name(job_type.queue)).send(existing[-1][3])
     else:
-        db.commit()
         broker.get_actor(_job_actor_name(job_type.queue)).send(job.id)
         log.info("job %s dispatched whole on queue %s", job.id, job_type.queue)
+    # Conditional: a worker may already have taken a whole job over under its own id.
+    db.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.worker_id == dispatcher_id)
+        .values(worker_id=BROKER_HOLDER)
+        .execution_options(synchronize_session=False)
+    )
+    db.commit()
+
+
+def _forget_unstarted_tasks(db: Session, job_id: str) -> None:
+    """Tasks no worker has started are deleted (a message still on its way finds no task and is
+    dropped); started ones stay and are counted when they finish."""
+    db.execute(delete(JobTask).where(JobTask.job_id == job_id, JobTask.deliveries == 0))
 
 
 def dispatch_queued_jobs(
     sessions: Callable[[], Session], broker: dramatiq.Broker, settings: Settings, dispatcher_id: str
 ) -> int:
     """Claim and dispatch every queued job; how many. A job whose publishing failed goes back to the
-    queue (its task rows too), to be dispatched again."""
+    queue, to be dispatched again."""
     dispatched = 0
     while True:
         with sessions() as db:
             job = claim_next_job(db, worker_id=dispatcher_id)
             if job is None:
                 return dispatched
+            job_id = job.id
             try:
                 dispatch_job(db, broker, job, settings)
             except Exception:
-                log.exception("job %s could not be dispatched; it stays queued", job.id)
+                log.exception("job %s could not be dispatched; it stays queued", job_id)
                 db.rollback()
-                db.execute(update(Job).where(Job.id == job.id).values(state="queued", worker_id=None))
-                db.execute(delete(JobTask).where(JobTask.job_id == job.id))
+                _forget_unstarted_tasks(db, job_id)
+                db.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.state == "running", Job.worker_id == dispatcher_id)
+                    .values(state="queued", worker_id=None, claim_token=None)
+                )
                 db.commit()
                 return dispatched
             dispatched += 1
+
+
+def requeue_interrupted_dispatches(db: Session, *, stale_after: timedelta = DISPATCH_STALE_AFTER) -> int:
+    """Jobs a dispatcher claimed but never finished sending (its process died) go back to the queue."""
+    cutoff = utcnow() - stale_after
+    stuck = list(
+        db.execute(
+            select(Job.id, Job.worker_id).where(
+                Job.state == "running",
+                Job.worker_id.like(f"%:{DISPATCHER_SUFFIX}"),
+                Job.heartbeat_at < cutoff,
+            )
+        )
+    )
+    for job_id, worker_id in stuck:
+        _forget_unstarted_tasks(db, job_id)
+        db.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == "running", Job.worker_id == worker_id)
+            .values(state="queued", worker_id=None, claim_token=None)
+        )
+        log.warning("job %s: its dispatcher %s died while sending it; queued again", job_id, worker_id)
+    db.commit()
+    return len(stuck)
 
 
 class BrokerDispatcher(JobRunner):
@@ -167,10 +243,12 @@ class BrokerDispatcher(JobRunner):
         self._threads = [thread]
 
     def _dispatch_loop(self) -> None:
-        dispatcher_id = f"{self.worker_prefix}:dispatcher"
+        dispatcher_id = f"{self.worker_prefix}:{DISPATCHER_SUFFIX}"
         while not self._stop.is_set():
             self._run_maintenance()
             try:
+                with self.context.sessions() as db:
+                    requeue_interrupted_dispatches(db)
                 dispatch_queued_jobs(self.context.sessions, self.broker, self.context.settings, dispatcher_id)
             except Exception:
                 log.exception("dispatching jobs failed")
@@ -247,17 +325,20 @@ def run_task(runtime: WorkerRuntime, task_id: str) -> None:
         if task.state != "queued":
             finish_job_if_complete(context, job.id)  # the worker that finished it may have died here
             return
-        db.execute(
+        started = _rows_changed(
+            db,
             update(JobTask)
-            .where(JobTask.id == task_id)
+            .where(JobTask.id == task_id, JobTask.state == "queued")
             .values(
                 deliveries=JobTask.deliveries + 1,
                 deliveries_at_position=JobTask.deliveries_at_position + 1,
                 worker_id=runtime.worker_id,
             )
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
         )
         db.commit()
+        if not started:
+            return  # deleted meanwhile (its dispatch was redone) or finished by another delivery
         db.refresh(task)
         owner_id, job_type_name, params = job.owner_id, job.type, dict(job.params)
         items, position = list(task.items), task.position
@@ -278,13 +359,13 @@ def run_task(runtime: WorkerRuntime, task_id: str) -> None:
     step = 1 if retried else max(1, len(items))
     while 0 <= position < len(items):
         batch = items[position : position + step]
-        started = time.perf_counter()
+        began = time.perf_counter()
         try:
             errors = job_type.handler(context, owner_id, batch, params)
         except Exception as exc:  # a handler bug fails the batch, not the worker
             log.exception("task %s: batch at %d failed", task_id, position)
             errors = {item: f"{type(exc).__name__}: {exc}" for item in batch}
-        position = _record(runtime, task_id, position, batch, errors, time.perf_counter() - started)
+        position = _record(runtime, task_id, position, batch, errors, time.perf_counter() - began)
     finish_job_if_complete(context, _job_of(context, task_id))
 
 

@@ -3,6 +3,7 @@ task is delivered again, re-analysis replacing rows instead of adding them, a po
 alone, a cancelled job's tasks dropped. On SQLite and PostgreSQL."""
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,16 +15,18 @@ from api import metrics
 from api.main import create_app
 from core.config import Settings
 from db.models import Detection, Face, Job, JobTask, PhotoAnalysis, PhotoEmbedding, PhotoTag, WorkerStat
+from db.types import utcnow
 from services.analysis.service import analyze_batch
 from services.jobs.distributed import (
     WorkerRuntime,
     declare_actors,
     dispatch_queued_jobs,
     install_runtime,
+    requeue_interrupted_dispatches,
     run_task,
     run_whole_job,
 )
-from services.jobs.service import JobContext, JobType, create_job, register_job_type
+from services.jobs.service import JobContext, JobType, claim_next_job, create_job, register_job_type
 from tests.conftest import OwnerAuth, make_settings, new_owner
 from tests.helpers import upload_ids
 from tests.paths import TESTDATA_DIR
@@ -229,3 +232,62 @@ def test_a_job_that_is_not_split_runs_whole_on_the_default_queue_once(
     job = _job(context, job_id)
     assert (job.state, job.done, job.worker_id) == ("succeeded", len(ids), runtime.worker_id)
     assert sorted(_whole_job_runs) == sorted(ids)
+
+
+class _BrokerFailingOnSecondMessage(StubBroker):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = 0
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        self.sent += 1
+        if self.sent == 2:
+            raise ConnectionError("broker went away")
+        return super().enqueue(message, delay=delay)
+
+
+def test_a_job_whose_publishing_failed_is_queued_again_and_counted_once(
+    context: JobContext, runtime: WorkerRuntime, photo_ids: tuple[OwnerAuth, list[str]]
+) -> None:
+    owner, ids = photo_ids
+    failing = _BrokerFailingOnSecondMessage()
+    declare_actors(failing)
+    with context.sessions() as db:
+        db.execute(update(Job).where(Job.state == "queued").values(state="cancelled"))
+        job_id = create_job(db, owner_id=owner.id, type="analyze", items=ids).id
+        db.commit()
+    assert dispatch_queued_jobs(context.sessions, failing, context.settings, "api:1:a:dispatcher") == 0
+    assert _job(context, job_id).state == "queued" and _tasks(context, job_id) == []
+    working = StubBroker()
+    declare_actors(working)
+    assert dispatch_queued_jobs(context.sessions, working, context.settings, "api:1:a:dispatcher") == 1
+    assert _job(context, job_id).worker_id == "broker"
+    for task in _tasks(context, job_id):
+        run_task(runtime, task.id)
+    job = _job(context, job_id)
+    assert (job.state, job.done, job.failed) == ("succeeded", len(ids), 0)
+
+
+def test_a_job_whose_dispatcher_died_mid_dispatch_is_sent_again_without_its_started_tasks(
+    context: JobContext, runtime: WorkerRuntime, broker: StubBroker, photo_ids: tuple[OwnerAuth, list[str]]
+) -> None:
+    owner, ids = photo_ids
+    with context.sessions() as db:
+        db.execute(update(Job).where(Job.state == "queued").values(state="cancelled"))
+        job_id = create_job(db, owner_id=owner.id, type="analyze", items=ids).id
+        db.commit()
+        assert claim_next_job(db, worker_id="api:2:b:dispatcher") is not None
+        # It wrote its tasks, sent the first (a worker started it) and died before sending the second.
+        db.add(JobTask(job_id=job_id, seq=0, queue="analysis", items=ids[:3], deliveries=1))
+        db.add(JobTask(job_id=job_id, seq=1, queue="analysis", items=ids[3:]))
+        db.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(minutes=6)))
+        db.commit()
+        assert requeue_interrupted_dispatches(db) == 1
+    assert [task.seq for task in _tasks(context, job_id)] == [0]  # the started one stays
+    assert dispatch_queued_jobs(context.sessions, broker, context.settings, "api:3:c:dispatcher") == 1
+    tasks = _tasks(context, job_id)
+    assert [(task.seq, task.items) for task in tasks] == [(0, ids[:3]), (1, ids[3:])]
+    for task in tasks:
+        run_task(runtime, task.id)
+    job = _job(context, job_id)
+    assert (job.state, job.done, job.failed) == ("succeeded", len(ids), 0)
