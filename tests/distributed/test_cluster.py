@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -30,14 +31,18 @@ TASK_SIZE = 2
 
 
 def _broker_reachable() -> bool:
+    address = urlsplit(BROKER_URL)
+    default_port = 6379 if address.scheme.startswith("redis") else 5672
     try:
-        with socket.create_connection(("127.0.0.1", 5672), timeout=2):
+        with socket.create_connection(
+            (address.hostname or "127.0.0.1", address.port or default_port), timeout=2
+        ):
             return True
     except OSError:
         return False
 
 
-pytestmark = pytest.mark.skipif(not _broker_reachable(), reason="no RabbitMQ on 127.0.0.1:5672")
+pytestmark = pytest.mark.skipif(not _broker_reachable(), reason=f"no broker answers at {BROKER_URL}")
 
 
 def _free_port() -> int:
