@@ -37,6 +37,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from db.models import PhotoAnalysis, WorkerStat
+from services.jobs.distributed import delete_queues
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "SHOEBOX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -197,6 +198,7 @@ def run_round(photos: list[Path], workers: int, chunk: int) -> Round:
                 process.kill()
         engine.dispose()
         _drop_database(database_url)
+        delete_queues(BROKER_URL, namespace)
         scratch.cleanup()
 
 

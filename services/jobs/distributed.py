@@ -73,6 +73,23 @@ def broker_queue(namespace: str, queue: str) -> str:
     return f"{namespace}{queue}"
 
 
+def delete_queues(broker_url: str, namespace: str) -> None:
+    """Remove a namespace's queues from RabbitMQ (with Dramatiq's delay and dead-letter queues), e.g.
+    after a test run: RabbitMQ keeps durable queues until they are deleted."""
+    if not broker_url.startswith("amqp"):
+        return
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+    try:
+        channel = connection.channel()
+        for queue in QUEUES:
+            for suffix in ("", ".DQ", ".XQ"):
+                channel.queue_delete(queue=broker_queue(namespace, queue) + suffix)
+    finally:
+        connection.close()
+
+
 def _task_actor_name(queue: str) -> str:
     return f"shoebox.task.{queue}"
 

@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
 
 from db.models import Detection, Face, Job, JobTask, PhotoAnalysis, PhotoEmbedding, WorkerStat
+from services.jobs.distributed import delete_queues
 from tests.paths import MODEL_DIR, REPO_ROOT, TESTDATA_DIR
 
 BROKER_URL = os.environ.get("SHOEBOX_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -142,6 +143,7 @@ def cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
         yield running
     finally:
         running.stop()
+        delete_queues(BROKER_URL, running.env["SHOEBOX_BROKER_NAMESPACE"])
 
 
 @pytest.fixture
