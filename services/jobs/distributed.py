@@ -312,18 +312,32 @@ def _run_job_message(job_id: str) -> None:
 
 def run_whole_job(runtime: WorkerRuntime, job_id: str) -> None:
     """A job that is not split: take it over under a fresh claim (a worker that died with it, or
-    a paused one, can no longer commit) and run it from its position."""
+    a paused one, can no longer commit) and run it from its position. A job on which workers died
+    `task_max_crashes` times fails instead of taking down the next one."""
     with runtime.context.sessions() as db:
         taken = _rows_changed(
             db,
             update(Job)
             .where(Job.id == job_id, Job.state == "running")
-            .values(worker_id=runtime.worker_id, claim_token=uuid.uuid4().hex, heartbeat_at=utcnow())
+            .values(
+                worker_id=runtime.worker_id,
+                claim_token=uuid.uuid4().hex,
+                heartbeat_at=utcnow(),
+                attempts=Job.attempts + 1,
+            )
             .execution_options(synchronize_session=False),
         )
         db.commit()
-    if taken:
-        run_job(runtime.context, job_id, runtime.worker_id)
+        if not taken:
+            return
+        job = db.get(Job, job_id, populate_existing=True)
+        # One attempt is the dispatcher's claim, one this delivery's: the rest were workers that died.
+        crashes = (job.attempts - 2) if job is not None else 0
+        if job is not None and crashes >= runtime.context.settings.task_max_crashes:
+            message = f"a worker died {crashes} times while running this job"
+            _finish(db, job, "failed", extra_error={"item": None, "error": message})
+            return
+    run_job(runtime.context, job_id, runtime.worker_id)
 
 
 def run_task(runtime: WorkerRuntime, task_id: str) -> None:

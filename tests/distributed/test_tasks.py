@@ -291,3 +291,26 @@ def test_a_job_whose_dispatcher_died_mid_dispatch_is_sent_again_without_its_star
         run_task(runtime, task.id)
     job = _job(context, job_id)
     assert (job.state, job.done, job.failed) == ("succeeded", len(ids), 0)
+
+
+def test_a_whole_job_on_which_workers_died_fails_instead_of_killing_more(
+    context: JobContext,
+    runtime: WorkerRuntime,
+    broker: StubBroker,
+    photo_ids: tuple[OwnerAuth, list[str]],
+) -> None:
+    owner, ids = photo_ids
+    with context.sessions() as db:
+        db.execute(update(Job).where(Job.state == "queued").values(state="cancelled"))
+        job_id = create_job(db, owner_id=owner.id, type="test-whole", items=ids).id
+        db.commit()
+    assert dispatch_queued_jobs(context.sessions, broker, context.settings, "dispatcher") == 1
+    with context.sessions() as db:
+        # As two deliveries left it: each worker that took it was killed.
+        db.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 2))
+        db.commit()
+    _whole_job_runs.clear()
+    run_whole_job(runtime, job_id)
+    job = _job(context, job_id)
+    assert (job.state, job.done, _whole_job_runs) == ("failed", 0, [])
+    assert "worker died 2 times" in job.errors[-1]["error"]
