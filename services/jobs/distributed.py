@@ -371,7 +371,7 @@ def run_task(runtime: WorkerRuntime, task_id: str) -> None:
         if not started:
             return  # deleted meanwhile (its dispatch was redone) or finished by another delivery
         db.refresh(task)
-        owner_id, job_type_name, params = job.owner_id, job.type, dict(job.params)
+        job_id, owner_id, job_type_name, params = job.id, job.owner_id, job.type, dict(job.params)
         items, position = list(task.items), task.position
         retried, crashes_here = task.deliveries > 1, task.deliveries_at_position - 1
     job_type = get_job_type(job_type_name)
@@ -397,13 +397,7 @@ def run_task(runtime: WorkerRuntime, task_id: str) -> None:
             log.exception("task %s: batch at %d failed", task_id, position)
             errors = {item: f"{type(exc).__name__}: {exc}" for item in batch}
         position = _record(runtime, task_id, position, batch, errors, time.perf_counter() - began)
-    finish_job_if_complete(context, _job_of(context, task_id))
-
-
-def _job_of(context: JobContext, task_id: str) -> str:
-    with context.sessions() as db:
-        job_id = db.scalar(select(JobTask.job_id).where(JobTask.id == task_id))
-    return job_id or ""
+    finish_job_if_complete(context, job_id)
 
 
 def _record(
