@@ -14,6 +14,7 @@ import threading
 from types import FrameType
 
 import dramatiq
+from sqlalchemy.exc import DBAPIError
 
 from core.config import Settings, get_settings
 from db.session import get_engine, session_factory
@@ -55,7 +56,14 @@ def main(argv: list[str] | None = None) -> None:
     context = JobContext(
         sessions=session_factory(engine), store=settings.open_blob_store(), settings=settings, models=models
     )
-    runtime = install_runtime(context, queues=queues)
+    try:
+        runtime = install_runtime(context, queues=queues)
+    except DBAPIError as error:
+        parser.exit(
+            2,
+            f"cannot register with the database ({type(error.orig).__name__}): start the API "
+            "first, it creates and migrates the tables\n",
+        )
     broker = make_broker(settings)
     worker = dramatiq.Worker(
         broker, queues={broker_queue(settings.broker_namespace, q) for q in queues}, worker_threads=threads
