@@ -224,6 +224,12 @@ def test_two_workers_share_the_analysis_and_a_killed_worker_loses_nothing(
         job = _wait(analysis_finished, timeout=120, what="the analysis job", cluster=cluster, every=0.2)
         assert (job["state"], job["total"], job["done"], job["failed"]) == ("succeeded", PHOTOS, PHOTOS, 0)
         metrics = http.get("/metrics", headers={"Authorization": "Bearer metrics-token"}).text
+        # What the workers wrote reaches search through the API (the index follows the analysis).
+        photo = http.get(f"/v1/photos/{photo_ids[0]}", headers=headers).json()
+        assert photo["analysis_state"] == "done" and photo["tags"], photo
+        tag = photo["tags"][0]["name"]
+        found = http.get("/v1/search", params={"q": tag, "limit": 50}, headers=headers).json()["items"]
+        assert photo_ids[0] in {item["photo"]["id"] for item in found}, (tag, found)
 
     with database.connect() as conn:
         analyses = conn.execute(
