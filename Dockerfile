@@ -8,7 +8,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends libimage-exifto
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY . .
-RUN python -m venv .venv && .venv/bin/pip install --no-cache-dir -e '.[export]' \
+RUN python -m venv .venv && .venv/bin/pip install --no-cache-dir -e '.[export,distributed]' \
     && .venv/bin/pip install --no-cache-dir --no-deps facenet-pytorch==2.6.0
 COPY --from=models-mirror . /mirror
 RUN --mount=type=bind,from=alignment-data,target=/alignment-data \
@@ -17,5 +17,7 @@ RUN --mount=type=bind,from=alignment-data,target=/alignment-data \
 ENV SHOEBOX_DATA_DIR=/data
 VOLUME /data
 EXPOSE 8000
+# The same image runs a distributed worker (docs/deploy.md):
+#   docker run ... shoebox .venv/bin/python -m services.jobs.worker --queues analysis --threads 2
 CMD [".venv/bin/uvicorn", "--factory", "api.main:create_app", "--host", "0.0.0.0", "--port", "8000", \
      "--timeout-keep-alive", "5", "--limit-concurrency", "200", "--timeout-graceful-shutdown", "30"]

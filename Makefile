@@ -14,7 +14,7 @@ PORT ?= 8000
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,export]'
+	$(BIN)/pip install --quiet -e '.[dev,export,distributed]'
 	# facenet-pytorch's module imports torchvision (no CPU build here); only its MTCNN weights are used.
 	$(BIN)/pip install --quiet --no-deps facenet-pytorch==2.6.0
 	touch $@

@@ -8,15 +8,6 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
-import services.analysis.service as analysis
-import services.analysis.text_vectors as text_vectors
-import services.exports.service as exports
-import services.faces.service as faces
-import services.library.bulk as bulk
-import services.library.facets as facets
-import services.library.trash as trash
-import services.photos.integrity as integrity
-import services.photos.orphans as orphans
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.http import HeadAsGet, http_contract
@@ -26,9 +17,9 @@ from api.routers import ALL_ROUTERS
 from api.web import install_web_app
 from core.config import Settings, get_settings
 from core.signing import UrlSigner, load_or_create_secret
-from core.storage import BlobStore
 from db.session import get_engine, session_factory, session_scope, upgrade_schema
 from services.inference.models import ModelSet, check_manifest
+from services.jobs.registry import maintenance_tasks, register_job_types
 from services.jobs.service import JobContext, JobRunner
 from services.owners.service import ensure_bootstrap_owner
 
@@ -38,15 +29,6 @@ log = logging.getLogger("shoebox")
 def operation_id(route: APIRoute) -> str:
     """`photos-upload`-style ids, so generated SDKs get clean method names."""
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
-
-
-def register_job_types() -> None:
-    integrity.register()
-    analysis.register()
-    text_vectors.register()
-    faces.register()
-    exports.register()
-    bulk.register()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -61,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upgrade_schema(settings.database_url)
         engine = get_engine(settings.database_url, settings.db_statement_timeout_ms)
         app.state.sessions = session_factory(engine)
-        app.state.store = BlobStore(settings.blob_root, settings.data_dir / "cache")
+        app.state.store = settings.open_blob_store()
         app.state.signer = UrlSigner(
             load_or_create_secret(settings.data_dir, settings.url_secret), settings.signed_url_seconds
         )
@@ -79,18 +61,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             context = JobContext(
                 sessions=app.state.sessions, store=app.state.store, settings=settings, models=app.state.models
             )
-            runner = JobRunner(
-                context,
-                settings.job_workers,
-                settings.job_poll_seconds,
-                maintenance=[
-                    exports.cleanup_task,
-                    text_vectors.queue_stale_text_vectors,
-                    orphans.sweep_task,
-                    trash.purge_task,
-                    facets.build_counts_task,
-                ],
-            )
+            if settings.job_backend == "dramatiq":
+                # Distributed: this process publishes jobs as tasks; worker processes run them.
+                from services.jobs.distributed import BrokerDispatcher, make_broker
+
+                runner = BrokerDispatcher(
+                    context, make_broker(settings), settings.job_poll_seconds, maintenance=maintenance_tasks()
+                )
+            else:
+                runner = JobRunner(
+                    context, settings.job_workers, settings.job_poll_seconds, maintenance=maintenance_tasks()
+                )
             runner.start()
         app.state.job_runner = runner
         log.info("shoebox ready: database %s, data %s", engine.url.render_as_string(), settings.data_dir)

@@ -7,7 +7,7 @@ from collections import Counter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import Face, Job, Photo
+from db.models import Face, Job, JobTask, Photo, WorkerStat
 
 _lock = threading.Lock()
 _requests: Counter[tuple[str, str, int]] = Counter()
@@ -59,4 +59,63 @@ def render(db: Session, *, include_library: bool) -> str:
         select(Job.type, Job.state, func.count()).group_by(Job.type, Job.state)
     ):
         lines.append(f'shoebox_jobs{{type="{job_type}",state="{state}"}} {count}')
+    lines += _queue_lines(db)
     return "\n".join(lines) + "\n"
+
+
+def _queue_lines(db: Session) -> list[str]:
+    """Queue depth (job items not yet processed, by job type; distributed tasks waiting, by queue) and
+    what each distributed worker process has done (rate() of the counters is its throughput)."""
+    lines = [
+        "# HELP shoebox_job_items_waiting Items of queued and running jobs not processed yet, by type.",
+        "# TYPE shoebox_job_items_waiting gauge",
+    ]
+    waiting = db.execute(
+        select(Job.type, func.sum(Job.total - Job.done - Job.failed))
+        .where(Job.state.in_(("queued", "running")))
+        .group_by(Job.type)
+    )
+    for job_type, count in waiting:
+        lines.append(f'shoebox_job_items_waiting{{type="{_escape(job_type)}"}} {int(count or 0)}')
+    lines += [
+        "# HELP shoebox_queue_tasks Distributed tasks on the broker or in a worker's hands, by queue.",
+        "# TYPE shoebox_queue_tasks gauge",
+    ]
+    tasks: dict[str, tuple[int, int]] = {}
+    for queue, items, position in db.execute(
+        select(JobTask.queue, JobTask.items, JobTask.position).where(JobTask.state == "queued")
+    ):
+        count, left = tasks.get(queue, (0, 0))
+        tasks[queue] = (count + 1, left + len(items) - position)
+    for queue, (count, _left) in sorted(tasks.items()):
+        lines.append(f'shoebox_queue_tasks{{queue="{_escape(queue)}"}} {count}')
+    lines += [
+        "# HELP shoebox_queue_items Items (photos) held by those tasks, by queue.",
+        "# TYPE shoebox_queue_items gauge",
+    ]
+    for queue, (_count, left) in sorted(tasks.items()):
+        lines.append(f'shoebox_queue_items{{queue="{_escape(queue)}"}} {left}')
+    workers = list(db.scalars(select(WorkerStat).order_by(WorkerStat.worker_id)))
+    lines += [
+        "# HELP shoebox_worker_items_total Items processed by each distributed worker process.",
+        "# TYPE shoebox_worker_items_total counter",
+    ]
+    for worker in workers:
+        labels = f'worker="{_escape(worker.worker_id)}",queues="{_escape(worker.queues)}"'
+        lines.append(f'shoebox_worker_items_total{{{labels},result="done"}} {worker.items_done}')
+        lines.append(f'shoebox_worker_items_total{{{labels},result="failed"}} {worker.items_failed}')
+    lines += [
+        "# HELP shoebox_worker_busy_seconds_total Time each worker process spent in task handlers.",
+        "# TYPE shoebox_worker_busy_seconds_total counter",
+    ]
+    for worker in workers:
+        label = _escape(worker.worker_id)
+        lines.append(f'shoebox_worker_busy_seconds_total{{worker="{label}"}} {worker.busy_seconds:.3f}')
+    lines += [
+        "# HELP shoebox_worker_items_per_second Items per busy second of each worker process.",
+        "# TYPE shoebox_worker_items_per_second gauge",
+    ]
+    for worker in workers:
+        rate = (worker.items_done + worker.items_failed) / worker.busy_seconds if worker.busy_seconds else 0.0
+        lines.append(f'shoebox_worker_items_per_second{{worker="{_escape(worker.worker_id)}"}} {rate:.4f}')
+    return lines

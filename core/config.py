@@ -2,10 +2,12 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from core.storage import BlobStore, open_blob_store
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,6 +19,13 @@ class Settings(BaseSettings):
     # Default: a SQLite file inside data_dir (filled in below when unset).
     database_url: str = ""
     blob_dir: Path | None = None
+    # Where originals live: `local` (blob_dir; a shared filesystem serves several machines) or `s3` (an
+    # S3-compatible bucket; credentials from the usual AWS_* variables).
+    blob_backend: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
     model_dir: Path = REPO_ROOT / "models"
     # Where set-up copies pretrained files from (a read-only mirror of verified weights).
     model_mirror: Path | None = None
@@ -69,6 +78,17 @@ class Settings(BaseSettings):
     # A worker touches its job this often; a job untouched for job_stale_seconds is reclaimed.
     job_heartbeat_seconds: float = 3.0
     job_stale_seconds: float = 12.0
+    # `local`: in-process worker threads claim jobs from the database (the embedded default). `dramatiq`:
+    # the API splits jobs into tasks on a broker, separate `python -m services.jobs.worker` processes
+    # run them (docs/distributed.md).
+    job_backend: Literal["local", "dramatiq"] = "local"
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    # Prefix of the broker's queue names (several libraries, or test runs, on one broker).
+    broker_namespace: str = ""
+    # Photos per analysis task in distributed mode (a task is what one worker takes at a time).
+    task_batch_size: int = Field(default=4, ge=1)
+    # A task whose worker died this often on one photo fails that photo alone (a poison photo).
+    task_max_crashes: int = Field(default=2, ge=1)
 
     # Browsers
     # Origins allowed to call the API from a web page, comma-separated (empty: none; same-origin only).
@@ -105,6 +125,17 @@ class Settings(BaseSettings):
     def blob_root(self) -> Path:
         assert self.blob_dir is not None
         return self.blob_dir
+
+    def open_blob_store(self) -> BlobStore:
+        return open_blob_store(
+            backend=self.blob_backend,
+            blob_dir=self.blob_root,
+            cache_dir=self.data_dir / "cache",
+            s3_bucket=self.s3_bucket,
+            s3_prefix=self.s3_prefix,
+            s3_endpoint_url=self.s3_endpoint_url,
+            s3_region=self.s3_region,
+        )
 
 
 @lru_cache

@@ -127,6 +127,52 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class JobTask(Base):
+    """A piece of a job (a batch of its items) sent to a broker in distributed mode.
+
+    Its state is the exactly-once marker: the job's counters move in the same transaction that moves
+    `position` here, under the job's row lock, so a redelivered task never counts an item twice.
+    """
+
+    __tablename__ = "job_tasks"
+    __table_args__ = (
+        UniqueConstraint("job_id", "seq", name="uq_job_tasks_job_seq"),
+        Index("ix_job_tasks_state_queue", "state", "queue"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    queue: Mapped[str] = mapped_column(String(32))
+    # queued (on the broker or in a worker's hands), done, cancelled
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    items: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Items of this task already counted in the job; a retry starts here.
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    # Deliveries that started work (one more than the workers that died on it).
+    deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    # Deliveries that started at the current `position` (a photo that kills workers is failed alone).
+    deliveries_at_position: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class WorkerStat(Base):
+    """Per worker process: what it has done (for /metrics), written with the job counters."""
+
+    __tablename__ = "worker_stats"
+
+    worker_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    queues: Mapped[str] = mapped_column(String(200), default="")
+    items_done: Mapped[int] = mapped_column(Integer, default=0)
+    items_failed: Mapped[int] = mapped_column(Integer, default=0)
+    tasks: Mapped[int] = mapped_column(Integer, default=0)
+    busy_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class PhotoTag(Base):
     """A tag on a photo. Model tags carry the user's decision in `state`; user tags are always confirmed."""
 

@@ -147,14 +147,14 @@ def test_duplicate_pairs_for_some_photos_match_the_full_computation() -> None:
 def test_best_shot_is_the_best_scored_full_size_copy(tmp_path) -> None:
     """The one best-shot rule: a copy with under half the pixels never wins, however it scores;
     among full-size copies the quality score decides."""
-    from core.storage import BlobStore
+    from core.storage import LocalBlobStore
     from db.models import Photo
     from services.search.duplicates import best_first
 
     def shot(photo_id: str, width: int, height: int, score: float) -> Photo:
         return Photo(id=photo_id, width=width, height=height, quality_score=score)
 
-    store = BlobStore(tmp_path / "blobs", tmp_path / "cache")
+    store = LocalBlobStore(tmp_path / "blobs", tmp_path / "cache")
     photos = [
         shot("thumb", 1000, 750, 95.0),
         shot("blurred", 4000, 3000, 40.0),

@@ -266,6 +266,8 @@ def register() -> None:
             batch_size=lambda settings: settings.analysis_batch_size,
             default_items=owner_photo_ids,
             on_finished=recognise_after_analysis,
+            queue="analysis",
+            splittable=True,
         )
     )
 

@@ -142,5 +142,11 @@ def queue_stale_text_vectors(context: JobContext) -> None:
 
 def register() -> None:
     register_job_type(
-        JobType(name=JOB_TYPE, handler=embed_text_batch, batch_size=lambda settings: BATCH_SIZE)
+        JobType(
+            name=JOB_TYPE,
+            handler=embed_text_batch,
+            batch_size=lambda settings: BATCH_SIZE,
+            queue="analysis",
+            splittable=True,
+        )
     )

@@ -70,6 +70,10 @@ class JobType:
     default_items: Callable[[Session, str], list[str]] | None = None
     # Runs once after the last item (e.g. retrain a classifier); may enqueue follow-up work.
     on_finished: Callable[[JobContext, str, dict[str, Any]], None] | None = None
+    # Distributed mode: the broker queue its tasks go to (a GPU worker takes "analysis"), and whether
+    # the job may be split into independent tasks (items handled in any order, on any worker).
+    queue: str = "default"
+    splittable: bool = False
 
 
 _job_types: dict[str, JobType] = {}
@@ -77,6 +81,10 @@ _job_types: dict[str, JobType] = {}
 
 def register_job_type(job_type: JobType) -> None:
     _job_types[job_type.name] = job_type
+
+
+def get_job_type(name: str) -> JobType | None:
+    return _job_types.get(name)
 
 
 def job_type_names() -> list[str]:

@@ -36,5 +36,11 @@ def verify_batch(
 
 def register() -> None:
     register_job_type(
-        JobType(name="verify", handler=verify_batch, batch_size=lambda s: 16, default_items=owner_photo_ids)
+        JobType(
+            name="verify",
+            handler=verify_batch,
+            batch_size=lambda s: 16,
+            default_items=owner_photo_ids,
+            splittable=True,
+        )
     )

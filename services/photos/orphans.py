@@ -10,7 +10,6 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,31 +33,20 @@ class SweepResult:
 def sweep_orphans(db: Session, store: BlobStore, *, min_age_seconds: float) -> SweepResult:
     result = SweepResult()
     cutoff = time.time() - min_age_seconds
-    candidates: list[str] = []
-    for root in (store.blob_dir, store.cache_dir):
-        for path in root.rglob(".tmp-*"):
-            if _older_than(path, cutoff):
-                path.unlink(missing_ok=True)
-                result.temp_files += 1
-    for path in store.blob_dir.rglob("*"):
-        if _BLOB_NAME.match(path.name) and _older_than(path, cutoff):
-            candidates.append(path.name)
+    result.temp_files = store.remove_temp_files(cutoff)
+    candidates = [
+        sha256 for sha256, modified in store.iter_blobs() if _BLOB_NAME.match(sha256) and modified < cutoff
+    ]
     for start in range(0, len(candidates), _LOOKUP_CHUNK):
         chunk = candidates[start : start + _LOOKUP_CHUNK]
         referenced = set(db.scalars(select(Photo.sha256).where(Photo.sha256.in_(chunk)).distinct()))
         for sha256 in chunk:
             # Checked again just before deleting: an upload may have reused the blob meanwhile.
-            if sha256 not in referenced and _older_than(store.path_for(sha256), cutoff):
+            modified = store.modified_at(sha256)
+            if sha256 not in referenced and modified is not None and modified < cutoff:
                 store.delete(sha256)
                 result.orphan_blobs += 1
     return result
-
-
-def _older_than(path: Path, cutoff: float) -> bool:
-    try:
-        return path.is_file() and path.stat().st_mtime < cutoff
-    except OSError:
-        return False
 
 
 def sweep_task(context: JobContext) -> None:

@@ -393,10 +393,10 @@ def count_photos(db: Session, *, owner_id: str, filters: PhotoFilters) -> int:
 
 
 def original_path(store: BlobStore, photo: Photo) -> Path:
-    path = store.path_for(photo.sha256)
-    if not path.is_file():
-        raise NotFound(f"the original of photo {photo.id} is missing from storage")
-    return path
+    try:
+        return store.local_path(photo.sha256)
+    except FileNotFoundError:
+        raise NotFound(f"the original of photo {photo.id} is missing from storage") from None
 
 
 def thumbnail_path(store: BlobStore, photo: Photo, size: int) -> Path:
