@@ -65,10 +65,13 @@ class Settings(BaseSettings):
     # Rank text search by the learned alignment of photos and sentences as well as by the words (off:
     # words and summaries only, the ranking before the alignment head; for comparisons).
     text_search_learned: bool = True
-    analysis_batch_size: int = 8
+    # Photos per analysis batch of the local worker. On CPU batching buys nothing (bench/reports/
+    # ingest.md: 1 and 8 within 1%), and 1 lets a job's progress move photo by photo; raise it on a GPU.
+    analysis_batch_size: int = Field(default=1, ge=1)
     # Analyse new photos automatically (off: only `POST /v1/jobs {"type": "analyze"}` does).
     analyze_on_upload: bool = True
-    # Look for sideways photos among files without a camera orientation (costs up to 3 detector runs).
+    # Look for sideways photos among files without a camera orientation (three labeler passes, and one
+    # detector pass over a mosaic where the rotation head hesitates).
     suggest_rotation: bool = True
 
     # Jobs

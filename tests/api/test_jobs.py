@@ -1,6 +1,7 @@
 """The job runner: verify jobs through HTTP, atomic claims, resume after a crash, cancel."""
 
 import threading
+import time
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
@@ -8,6 +9,7 @@ from fastapi.testclient import TestClient
 from db.models import Job
 from db.types import utcnow
 from services.jobs.service import claim_next_job, create_job, run_job
+from tests.api.test_faces import FACES_DIR, FACES_TRUTH
 from tests.api.test_photos_upload import EXIF_DIR, EXIF_TRUTH
 from tests.conftest import OwnerAuth
 from tests.helpers import upload, wait_for_job
@@ -145,3 +147,22 @@ def test_uploads_waiting_for_analysis_share_one_job(client: TestClient, owner: O
     finally:
         runner.start()
     assert wait_for_job(client, owner, analyze[0]["id"], timeout=120)["done"] == 3
+
+
+def test_analysis_progress_moves_photo_by_photo(client: TestClient, owner: OwnerAuth) -> None:
+    """A client polling its upload's job sees `done` step through the photos, not jump by a batch."""
+    names = sorted(FACES_TRUTH)[10:16]
+    files = [("files", (n, (FACES_DIR / "images" / n).read_bytes(), "image/jpeg")) for n in names]
+    job_id = client.post("/v1/photos", headers=owner.headers, files=files).json()["job_id"]
+    seen: set[int] = set()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}", headers=owner.headers).json()
+        seen.add(job["done"])
+        if job["state"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.01)
+    assert job["state"] == "succeeded" and job["done"] == len(names)
+    # Six photos of a few hundred ms each, polled every 10 ms: most steps are seen (a batch of 8 would
+    # show 0 and 6 only).
+    assert len(seen - {0, len(names)}) >= 3, sorted(seen)

@@ -136,8 +136,9 @@ def _box(model: type[Detection] | type[Face]) -> tuple[Any, ...]:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
-    running = Cluster(tmp_path, postgres_url)
+def cluster(tmp_path: Path, own_postgres_url: str) -> Iterator[Cluster]:
+    # Its own database: the checks below count every analysis, embedding and face row there is.
+    running = Cluster(tmp_path, own_postgres_url)
     running.env["SHOEBOX_BOOTSTRAP_KEY"] = running.key
     try:
         yield running
@@ -147,8 +148,8 @@ def cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def database(postgres_url: str) -> Iterator[Engine]:
-    engine = create_engine(postgres_url)
+def database(own_postgres_url: str) -> Iterator[Engine]:
+    engine = create_engine(own_postgres_url)
     yield engine
     engine.dispose()
 
