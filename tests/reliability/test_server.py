@@ -42,6 +42,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
         raise Boom("a bug")
 
     app.add_api_route("/test/boom", boom, methods=["GET"])
+    # Before the web app's catch-all, which create_app made the last route.
+    app.router.routes.insert(0, app.router.routes.pop())
     with serve(app) as address:
         yield address
 

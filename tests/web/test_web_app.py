@@ -508,8 +508,13 @@ def test_the_library_grid_keeps_only_the_rows_on_screen(web: Session) -> None:
         page.evaluate("window.scrollTo(0, document.scrollingElement.scrollHeight)")
         page.wait_for_timeout(20)
     expect(page.locator(".paged")).to_have_attribute("data-state", "complete")
-    page.evaluate("window.scrollTo(0, document.scrollingElement.scrollHeight)")
-    expect(page.locator(".tile[data-photo-id='p29999']")).to_be_visible()
+    # The last page may still be growing the grid: scroll to the end until its last tile is drawn.
+    last = page.locator(".tile[data-photo-id='p29999']")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not last.count():
+        page.evaluate("window.scrollTo(0, document.scrollingElement.scrollHeight)")
+        page.wait_for_timeout(50)
+    expect(last).to_be_visible()
     assert page.locator(".tile").count() < 400
     page.evaluate("window.scrollTo(0, 0)")
     expect(page.locator(".tile[data-photo-id='p0']")).to_be_visible()
