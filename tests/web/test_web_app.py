@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import zipfile
@@ -304,6 +305,58 @@ def test_review_confirms_a_suggestion_with_the_keyboard(web: Session) -> None:
     photo = web.api("GET", f"/v1/photos/{first['photo']['id']}")
     states = {t["state"] for t in photo["tags"] if t["name"] == first["tag"]["name"]}
     assert states == {"confirmed"}
+
+
+def test_previous_and_next_walk_the_list_a_photo_was_opened_from(web: Session) -> None:
+    page = web.page
+    web.go("/")
+    tiles = page.locator(".grid .tile")
+    expect(tiles).to_have_count(len(photo_files()))
+    order = tiles.evaluate_all("els => els.map(e => e.dataset.photoId)")
+    tiles.nth(0).locator("a").click()
+    expect(page.locator("#photo-position")).to_have_text(f"1 of {len(order)}")
+    expect(page.get_by_role("button", name="Previous photo")).to_be_disabled()
+    page.keyboard.press("ArrowRight")
+    expect(page).to_have_url(re.compile(f"/photo/{order[1]}$"))
+    expect(page.locator("#photo-position")).to_have_text(f"2 of {len(order)}")
+    page.get_by_role("button", name="Next photo").click()
+    expect(page).to_have_url(re.compile(f"/photo/{order[2]}$"))
+    # The button keeps the focus from photo to photo, so Enter walks on.
+    expect(page.get_by_role("button", name="Next photo")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(f"/photo/{order[3]}$"))
+    expect(page.locator("#photo-position")).to_have_text(f"4 of {len(order)}")
+    page.keyboard.press("ArrowLeft")
+    expect(page).to_have_url(re.compile(f"/photo/{order[2]}$"))
+    expect(page.locator("#photo-position")).to_have_text(f"3 of {len(order)}")
+    # Back returns to the list, not through every photo seen.
+    page.get_by_role("button", name="← Back").click()
+    expect(page.get_by_role("heading", name="Library", exact=True)).to_be_visible()
+
+    # A list of several pages: its next page is loaded when the walk reaches its end. The grid
+    # below pages two photos at a time and holds the second page back until the test lets it go.
+    page.evaluate(
+        """async () => {
+        const { pagedGrid, photoTile } = await import('/ui.js');
+        const { api } = await import('/api.js');
+        window.releasePage = null;
+        const held = new Promise((resolve) => { window.releasePage = resolve; });
+        const fetchPage = async (cursor) => {
+          if (cursor) await held;
+          return api('/v1/photos', { query: { sort: '-taken_at', limit: 2, cursor } });
+        };
+        document.getElementById('main').replaceChildren(pagedGrid(fetchPage, (photo) => photoTile(photo)));
+    }"""
+    )
+    expect(page.locator(".paged .tile")).to_have_count(2)
+    page.locator(".paged .tile").nth(1).locator("a").click()
+    expect(page.locator("#photo-position")).to_have_text("2 of 2+")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(200)
+    assert page.url.endswith(f"/photo/{order[1]}")  # waiting for the next page
+    page.evaluate("window.releasePage()")
+    expect(page).to_have_url(re.compile(f"/photo/{order[2]}$"))
+    expect(page.locator("#photo-position")).to_contain_text("3 of ")
 
 
 def test_search_by_text_and_by_image(web: Session) -> None:
