@@ -17,6 +17,7 @@ const routes = [
   [/^\/duplicates$/, () => import('./views/duplicates.js')],
   [/^\/exports$/, () => import('./views/exports.js')],
   [/^\/trash$/, () => import('./views/trash.js')],
+  [/^\/places$/, () => import('./views/places.js')],
 ];
 
 const main = document.getElementById('main');

@@ -27,6 +27,7 @@ from playwright.sync_api import expect, sync_playwright
 from api.main import create_app
 from tests.api.test_exports import exiftool
 from tests.conftest import make_settings
+from tests.helpers import wait_until
 from tests.paths import REPO_ROOT, TESTDATA_DIR
 from tests.reliability.live_server import serve
 
@@ -89,6 +90,18 @@ class Session:
 
     def go(self, path: str) -> None:
         self.page.goto(self.base_url + path)
+
+    def upload_analysed(self, name: str, data: bytes) -> str:
+        """Upload one photo through the API (a test's set-up) and wait until it is analysed."""
+        answer = self.api("POST", "/v1/photos", files=[("files", (name, data, "image/jpeg"))])
+        photo_id: str = answer["results"][0]["photo"]["id"]
+        wait_until(
+            lambda: self.api("GET", f"/v1/photos/{photo_id}")["analysis_state"] in ("done", "failed"),
+            timeout=TIMEOUT_MS / 1000,
+            what=f"analysis of {name}",
+            every=0.2,
+        )
+        return photo_id
 
 
 @pytest.fixture(scope="module")
@@ -474,6 +487,54 @@ def test_album_from_a_search_exported_with_names_and_keywords(web: Session, tmp_
         assert any(region.get("Name") == name for region in regions), meta
 
 
+def test_places_list_and_map_open_their_photos(web: Session) -> None:
+    page = web.page
+    dated = web.photo_ids()[DATED]
+    # A second place far from the first (Northumberland, 2002), for a second circle on the map.
+    elsewhere = web.upload_analysed(
+        "exif_0007.jpg", (TESTDATA_DIR / "exif" / "images" / "exif_0007.jpg").read_bytes()
+    )
+    places = web.api("GET", "/v1/places")["items"]
+    assert len(places) == 2, places
+    arezzo = next(p for p in places if p["photo_id"] == dated)
+    name = arezzo["city"] or arezzo["region"] or arezzo["country"]
+
+    web.go("/")
+    page.get_by_role("link", name="Places", exact=True).click()
+    expect(page.get_by_role("heading", name="Places", exact=True)).to_be_visible()
+    expect(page.locator(".place-card")).to_have_count(2)
+    expect(page.locator(f".place-card img[src='/v1/photos/{elsewhere}/thumbnail']")).to_be_visible()
+    card = page.locator(f".place-card[data-place='{name}']")
+    expect(card).to_contain_text("1 photo")
+    expect(card.locator("img")).to_have_attribute("src", f"/v1/photos/{dated}/thumbnail")
+
+    # The map: one circle per area; the keyboard opens one, and it lists its photos.
+    dots = page.locator("#place-map .cluster-dot")
+    expect(dots).to_have_count(2)
+    expect(page.locator("#map-status")).to_contain_text("2 areas on the map")
+    wait_for_images(page, "#main img")
+    page.screenshot(path=str(web.screenshots / "places.png"))
+    dot = page.locator("#place-map .cluster-dot[aria-label*='43.47']")
+    dot.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#cluster-photos .tile")).to_have_count(1)
+    expect(page.locator(f"#cluster-photos .tile[data-photo-id='{dated}']")).to_be_visible()
+    page.get_by_role("link", name="Open in the library").click()
+    expect(page.get_by_role("heading", name="Library", exact=True)).to_be_visible()
+    expect(page.locator("[data-filter=area]")).to_be_visible()
+    expect(page.locator(".grid .tile")).to_have_count(1)
+    assert "radius_km=" in page.url
+
+    # A place opens the library filtered by it.
+    page.go_back()
+    page.locator(f".place-card[data-place='{name}'] a").click()
+    expect(page.locator(".grid .tile")).to_have_count(1)
+    expect(page.locator(".grid .tile")).to_have_attribute("data-photo-id", dated)
+    assert "place=" in page.url
+    page.goto(f"{web.base_url}/?place=Atlantis")  # a place with no photos: an empty state in words
+    expect(page.get_by_text("No photos match these filters")).to_be_visible()
+
+
 def test_a_persons_faces_are_checked_with_the_keyboard(web: Session) -> None:
     page = web.page
     person = next(p for p in web.api("GET", "/v1/people")["items"] if p["name"] == web.group_name)
@@ -511,6 +572,7 @@ SCREENS = [
     "/people",
     "/review",
     "/albums",
+    "/places",
     "/duplicates",
     "/exports",
     "/trash",
