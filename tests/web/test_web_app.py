@@ -535,6 +535,13 @@ def test_places_list_and_map_open_their_photos(web: Session) -> None:
     expect(page.get_by_text("No photos match these filters")).to_be_visible()
 
 
+def test_exports_say_what_they_hold(web: Session) -> None:
+    page = web.page
+    web.go("/exports")
+    row = page.locator(".export").first
+    expect(row.locator(".export-title")).to_have_text(f"Album “{web.group_name}”")
+
+
 def test_a_persons_faces_are_checked_with_the_keyboard(web: Session) -> None:
     page = web.page
     person = next(p for p in web.api("GET", "/v1/people")["items"] if p["name"] == web.group_name)
