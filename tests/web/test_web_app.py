@@ -1,10 +1,11 @@
 """The web app end to end in headless Chromium, against a real server with the real models.
 
 One user's whole workflow, in order: first-run sign-up and sign-in, upload with live analysis
-progress, tags, naming two people (a suggested group, and one face by hand), a review decision,
-search by text and by image, filters by person and month, a rating, an album from a search, trash and
-restore, and an album export whose files exiftool reads the names and keywords from. The browser
-console must stay free of errors throughout.
+progress, tags, naming two people (a suggested group, and one face by hand), review decisions on tags
+and face names, search by text and by image, filters by person and month, previous / next through a
+list, a rating, an album from a search, trash and restore, an album export whose files exiftool reads
+the names and keywords from, removing photos from an album, duplicates, emptying the trash, and
+places with their map. The browser console must stay free of errors throughout.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 from api.main import create_app
@@ -320,6 +322,39 @@ def test_review_confirms_a_suggestion_with_the_keyboard(web: Session) -> None:
     assert states == {"confirmed"}
 
 
+def test_review_face_names_with_the_keyboard(web: Session) -> None:
+    """The model's guesses at the faces nobody named: y when the guess is right, n when it is not."""
+    page = web.page
+    truth = _face_owner_names(web)
+
+    def guesses() -> list[dict[str, Any]]:
+        params = {"unlabeled": "true", "order": "confidence", "limit": 100}
+        return [
+            f for f in web.api("GET", "/v1/faces", params=params)["items"] if f["person"] or f["suggestion"]
+        ]
+
+    queue = wait_until(guesses, timeout=20, what="a face-name guess", every=0.2)
+    web.go("/review")
+    page.get_by_role("tab", name="Face names").click()
+    expect(page.get_by_role("tab", name="Face names")).to_have_attribute("aria-selected", "true")
+    for done, item in enumerate(queue[:2], start=1):
+        guess = (item["person"] or item["suggestion"]["person"])["name"]
+        expect(page.locator("#review-subject")).to_have_text(guess)
+        right = truth[item["id"]] == guess
+        page.keyboard.press("y" if right else "n")
+        expect(page.locator("#review-count")).to_contain_text(f"{done} reviewed")
+        face = next(
+            f for f in web.api("GET", "/v1/faces", params={"limit": 200})["items"] if f["id"] == item["id"]
+        )
+        if right:
+            assert face["person_source"] == "user" and face["person"]["name"] == guess, face
+        else:
+            assert (
+                face["person"] is None and (face["suggestion"] or {}).get("person", {}).get("name") != guess
+            )
+    assert page.evaluate("location.search") == "?queue=faces"
+
+
 def test_previous_and_next_walk_the_list_a_photo_was_opened_from(web: Session) -> None:
     page = web.page
     web.go("/")
@@ -485,6 +520,59 @@ def test_album_from_a_search_exported_with_names_and_keywords(web: Session, tmp_
         assert name in (meta.get("Keywords") or []) or name in (meta.get("Subject") or []), meta
         regions = meta.get("RegionInfo", {}).get("RegionList", [])
         assert any(region.get("Name") == name for region in regions), meta
+
+
+def test_photos_are_removed_from_an_album(web: Session) -> None:
+    page = web.page
+    album = next(a for a in web.api("GET", "/v1/albums")["items"] if a["name"] == web.group_name)
+    web.go(f"/albums/{album['id']}")
+    tiles = page.locator(".grid .tile")
+    expect(tiles).to_have_count(album["photo_count"])
+    removed = tiles.first.get_attribute("data-photo-id")
+    tiles.first.locator("input.select").check()
+    page.get_by_role("button", name="Remove selected").click()
+    expect(page.get_by_text("Removed from the album")).to_be_visible()
+    expect(tiles).to_have_count(album["photo_count"] - 1)
+    expect(page.locator(f".tile[data-photo-id='{removed}']")).to_have_count(0)
+    assert web.api("GET", f"/v1/albums/{album['id']}")["photo_count"] == album["photo_count"] - 1
+    assert web.api("GET", f"/v1/photos/{removed}")["trashed_at"] is None  # still in the library
+
+
+def test_duplicates_keep_the_best_and_trash_the_rest(web: Session, tmp_path: Path) -> None:
+    page = web.page
+    original = web.photo_ids()["000000000042.jpg"]
+    copy_path = tmp_path / "copy_of_42.jpg"
+    Image.open(TESTDATA_DIR / "detection" / "images" / "000000000042.jpg").save(copy_path, quality=40)
+    copy = web.upload_analysed(copy_path.name, copy_path.read_bytes())
+    web.go("/duplicates")
+    group = page.locator(".dup-group", has=page.locator(f".tile[data-photo-id='{copy}']"))
+    expect(group).to_be_visible()
+    expect(group.locator(f".tile[data-photo-id='{original}']")).to_be_visible()
+    expect(group.locator("figcaption").first).to_have_text("Best shot")
+    best = group.locator(".tile").first.get_attribute("data-photo-id")
+    group.get_by_role("button", name="Keep the best, trash the rest").click()
+    expect(page.locator(f".tile[data-photo-id='{copy}']")).to_have_count(0)
+    trashed = {p["id"] for p in web.api("GET", "/v1/trash")["items"]}
+    assert trashed == {original, copy} - {best}
+    assert best not in trashed
+
+
+def test_the_trash_is_emptied_for_good(web: Session) -> None:
+    page = web.page
+    trashed = [p["id"] for p in web.api("GET", "/v1/trash")["items"]]
+    assert trashed, "the duplicates step left a photo in the trash"
+    web.go("/trash")
+    expect(page.locator(".grid .tile")).to_have_count(len(trashed))
+    page.get_by_role("button", name="Empty trash").click()
+    dialog = page.locator("dialog")
+    expect(dialog).to_contain_text("cannot be undone")
+    dialog.get_by_role("button", name="Empty trash").click()
+    expect(page.get_by_text("The trash is empty")).to_be_visible()
+    assert web.api("GET", "/v1/trash")["items"] == []
+    gone = httpx.get(
+        f"{web.base_url}/v1/photos/{trashed[0]}", headers={"Authorization": f"Bearer {web.key}"}, timeout=30
+    )
+    assert gone.status_code == 404
 
 
 def test_places_list_and_map_open_their_photos(web: Session) -> None:
