@@ -23,7 +23,7 @@ export const placeName = (place) => place.city || place.region || place.country;
 
 /** A view box around `bbox` (west, south, east, north) with a margin, widened to the plot's 2:1. */
 function viewAround([west, south, east, north]) {
-  const margin = Math.max(0.05, (east - west) * 0.15, (north - south) * 0.15);
+  const margin = Math.max(0.5, (east - west) * 0.15, (north - south) * 0.15);
   let [w, s, e, n] = [west - margin, south - margin, east + margin, north + margin];
   const [cx, cy] = [(w + e) / 2, (s + n) / 2];
   const half = Math.max((e - w) / 2, n - s);
@@ -65,7 +65,7 @@ export async function render(main) {
   const list = h('ul', { class: 'place-grid', id: 'place-list' }, h('li', {}, loading('Loading places')));
   main.append(pageHeader('Places'),
     h('p', { class: 'hint' }, 'Where your photos were taken, from their GPS position (named offline). Photos without a position are not here.'),
-    h('section', { 'aria-labelledby': 'map-title' }, h('div', { class: 'row spread' }, h('h2', { id: 'map-title' }, 'Map'), reset), mapBox, mapStatus, chosen),
+    h('section', { 'aria-labelledby': 'map-title', class: 'map-section' }, h('div', { class: 'row spread' }, h('h2', { id: 'map-title' }, 'Map'), reset), mapBox, mapStatus, chosen),
     h('section', { 'aria-labelledby': 'places-title' }, h('h2', { id: 'places-title' }, 'Places by name'), list));
   let grid = null;
 
@@ -88,15 +88,15 @@ export async function render(main) {
     const y = (lat) => ((north - lat) / (north - south)) * HEIGHT;
     const step = gridStep(east - west);
     const lines = [];
+    // A graticule with its degrees (labels clear of the corners, where they would overlap).
     for (let lon = Math.ceil(west / step) * step; lon <= east; lon += step) {
-      lines.push(svg('line', { x1: x(lon), x2: x(lon), y1: 0, y2: HEIGHT, class: lon === 0 ? 'axis' : 'graticule' }),
-        svg('text', { x: x(lon) + 3, y: HEIGHT - 4, class: 'map-label' }, `${+lon.toFixed(2)}°`));
+      lines.push(svg('line', { x1: x(lon), x2: x(lon), y1: 0, y2: HEIGHT, class: Math.abs(lon) < 1e-9 ? 'axis' : 'graticule' }));
+      if (x(lon) > 24 && x(lon) < WIDTH - 40) lines.push(svg('text', { x: x(lon) + 3, y: HEIGHT - 4, class: 'map-label' }, `${+lon.toFixed(2)}°`));
     }
     for (let lat = Math.ceil(south / step) * step; lat <= north; lat += step) {
-      lines.push(svg('line', { x1: 0, x2: WIDTH, y1: y(lat), y2: y(lat), class: lat === 0 ? 'axis' : 'graticule' }),
-        svg('text', { x: 3, y: y(lat) - 3, class: 'map-label' }, `${+lat.toFixed(2)}°`));
+      lines.push(svg('line', { x1: 0, x2: WIDTH, y1: y(lat), y2: y(lat), class: Math.abs(lat) < 1e-9 ? 'axis' : 'graticule' }));
+      if (y(lat) > 16 && y(lat) < HEIGHT - 20) lines.push(svg('text', { x: 3, y: y(lat) - 3, class: 'map-label' }, `${+lat.toFixed(2)}°`));
     }
-    const biggest = Math.max(1, ...answer.items.map((c) => c.count));
     const clusters = answer.items.map((cluster) => {
       const label = `${cluster.count} photo${cluster.count === 1 ? '' : 's'} near ${cluster.lat.toFixed(2)}, ${cluster.lon.toFixed(2)}`;
       const open = () => showCluster(cluster, label);
@@ -106,7 +106,7 @@ export async function render(main) {
         onclick: open,
         onkeydown: (event) => { if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); open(); } },
       }, svg('title', {}, label),
-      svg('circle', { r: (7 + 18 * Math.sqrt(cluster.count / biggest)).toFixed(1) }),
+      svg('circle', { r: Math.min(32, 11 + 2.5 * Math.sqrt(cluster.count - 1)).toFixed(1) }),
       svg('text', { class: 'cluster-count', 'text-anchor': 'middle', dy: '0.35em' }, cluster.count));
     });
     replace(mapBox, svg('svg', { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: 'group', 'aria-label': 'Map of your photos: circles sized by how many photos were taken there', class: 'map-plot' },
@@ -149,6 +149,18 @@ export async function render(main) {
     }
   }
 
-  await Promise.all([showMap(WORLD), showPlaces()]);
+  /** The map opens on where the photos are: the box around every cluster of the whole world. */
+  async function firstView() {
+    try {
+      const world = await api('/v1/map', { query: { bbox: WORLD.join(','), zoom: 0 } });
+      if (!world.items.length) return WORLD;
+      const boxes = world.items.map((c) => c.bbox);
+      return viewAround([Math.min(...boxes.map((b) => b[0])), Math.min(...boxes.map((b) => b[1])), Math.max(...boxes.map((b) => b[2])), Math.max(...boxes.map((b) => b[3]))]);
+    } catch {
+      return WORLD; // the map itself says what went wrong
+    }
+  }
+
+  await Promise.all([firstView().then(showMap), showPlaces()]);
   return () => grid?.stop();
 }
