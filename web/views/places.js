@@ -2,7 +2,7 @@
 // and a photo each (press one for the library filtered by it), and as a simple map: an equirectangular
 // SVG plot of the API's clusters, no tiles and no map library. A cluster shows its photos below.
 import { api } from '../api.js';
-import { empty, errorState, h, link, loading, pageHeader, pagedGrid, photoTile, replace } from '../ui.js';
+import { empty, errorState, h, link, loading, pageHeader, pagedGrid, photoTile, replace, showError } from '../ui.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 720;
@@ -87,15 +87,17 @@ export async function render(main) {
     const x = (lon) => ((lon - west) / (east - west)) * WIDTH;
     const y = (lat) => ((north - lat) / (north - south)) * HEIGHT;
     const step = gridStep(east - west);
+    // Circles and words keep their size on screen (a finger's width on a phone), whatever the plot's.
+    const scale = WIDTH / pixels;
     const lines = [];
     // A graticule with its degrees (labels clear of the corners, where they would overlap).
     for (let lon = Math.ceil(west / step) * step; lon <= east; lon += step) {
       lines.push(svg('line', { x1: x(lon), x2: x(lon), y1: 0, y2: HEIGHT, class: Math.abs(lon) < 1e-9 ? 'axis' : 'graticule' }));
-      if (x(lon) > 24 && x(lon) < WIDTH - 40) lines.push(svg('text', { x: x(lon) + 3, y: HEIGHT - 4, class: 'map-label' }, `${+lon.toFixed(2)}°`));
+      if (x(lon) > 30 * scale && x(lon) < WIDTH - 40 * scale) lines.push(svg('text', { x: x(lon) + 3, y: HEIGHT - 4, class: 'map-label', 'font-size': (11 * scale).toFixed(1) }, `${+lon.toFixed(2)}°`));
     }
     for (let lat = Math.ceil(south / step) * step; lat <= north; lat += step) {
       lines.push(svg('line', { x1: 0, x2: WIDTH, y1: y(lat), y2: y(lat), class: Math.abs(lat) < 1e-9 ? 'axis' : 'graticule' }));
-      if (y(lat) > 16 && y(lat) < HEIGHT - 20) lines.push(svg('text', { x: 3, y: y(lat) - 3, class: 'map-label' }, `${+lat.toFixed(2)}°`));
+      if (y(lat) > 16 * scale && y(lat) < HEIGHT - 20 * scale) lines.push(svg('text', { x: 3, y: y(lat) - 3, class: 'map-label', 'font-size': (11 * scale).toFixed(1) }, `${+lat.toFixed(2)}°`));
     }
     const clusters = answer.items.map((cluster) => {
       const label = `${cluster.count} photo${cluster.count === 1 ? '' : 's'} near ${cluster.lat.toFixed(2)}, ${cluster.lon.toFixed(2)}`;
@@ -106,8 +108,8 @@ export async function render(main) {
         onclick: open,
         onkeydown: (event) => { if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); open(); } },
       }, svg('title', {}, label),
-      svg('circle', { r: Math.min(32, 11 + 2.5 * Math.sqrt(cluster.count - 1)).toFixed(1) }),
-      svg('text', { class: 'cluster-count', 'text-anchor': 'middle', dy: '0.35em' }, cluster.count));
+      svg('circle', { r: (scale * Math.min(32, 12 + 2.5 * Math.sqrt(cluster.count - 1))).toFixed(1) }),
+      svg('text', { class: 'cluster-count', 'text-anchor': 'middle', dy: '0.35em', 'font-size': (12 * scale).toFixed(1) }, cluster.count));
     });
     replace(mapBox, svg('svg', { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: 'group', 'aria-label': 'Map of your photos: circles sized by how many photos were taken there', class: 'map-plot' },
       svg('rect', { width: WIDTH, height: HEIGHT, class: 'map-sea' }), ...lines, ...clusters));
@@ -129,23 +131,34 @@ export async function render(main) {
         link(`/?${query}`, { class: 'button secondary' }, 'Open in the library'))), grid);
   }
 
-  async function showPlaces() {
+  const placeCard = (place) => {
+    const name = placeName(place);
+    const where = [place.city, place.region, place.country].filter(Boolean).join(', ');
+    return h('li', { class: 'place-card', dataset: { place: name } }, link(`/?place=${encodeURIComponent(name)}`, { 'aria-label': `${where}: ${place.count} photo${place.count === 1 ? '' : 's'}` },
+      h('img', { src: `/v1/photos/${place.photo_id}/thumbnail`, alt: '', width: 256, height: 256, loading: 'lazy' }),
+      h('strong', {}, name),
+      h('span', { class: 'hint' }, [[place.region, place.country].filter((part) => part && part !== name).join(', '), `${place.count} photo${place.count === 1 ? '' : 's'}`].filter(Boolean).join(' · '))));
+  };
+
+  // Places page by page, most photos first; more on request.
+  const morePlaces = h('button', { type: 'button', class: 'secondary', hidden: true, id: 'more-places' }, 'More places');
+  list.after(morePlaces);
+  async function showPlaces(cursor = null) {
+    morePlaces.disabled = true;
     try {
-      const page = await api('/v1/places', { query: { limit: 200 } });
-      if (!page.items.length) {
+      const page = await api('/v1/places', { query: { limit: 100, cursor } });
+      if (!cursor && !page.items.length) {
         list.replaceWith(empty('No places yet', 'Photos with a GPS position show up here, grouped by city, region and country.'));
         return;
       }
-      replace(list, page.items.map((place) => {
-        const name = placeName(place);
-        const where = [place.city, place.region, place.country].filter(Boolean).join(', ');
-        return h('li', { class: 'place-card', dataset: { place: name } }, link(`/?place=${encodeURIComponent(name)}`, { 'aria-label': `${where}: ${place.count} photo${place.count === 1 ? '' : 's'}` },
-          h('img', { src: `/v1/photos/${place.photo_id}/thumbnail`, alt: '', width: 256, height: 256, loading: 'lazy' }),
-          h('strong', {}, name),
-          h('span', { class: 'hint' }, [[place.region, place.country].filter((part) => part && part !== name).join(', '), `${place.count} photo${place.count === 1 ? '' : 's'}`].filter(Boolean).join(' · '))));
-      }));
+      if (!cursor) replace(list);
+      list.append(...page.items.map(placeCard));
+      morePlaces.hidden = !page.next_cursor;
+      morePlaces.onclick = () => showPlaces(page.next_cursor);
     } catch (error) {
-      replace(list, h('li', {}, errorState(error)));
+      if (cursor) showError(error); else replace(list, h('li', {}, errorState(error)));
+    } finally {
+      morePlaces.disabled = false;
     }
   }
 
