@@ -677,6 +677,7 @@ SCREENS = [
     "/duplicates",
     "/exports",
     "/trash",
+    "/photo/... (opened from the library, with previous / next)",
 ]
 
 
@@ -685,7 +686,12 @@ def test_every_screen_fits_a_phone(web: Session, path: str, tmp_path: Path) -> N
     page = web.page
     page.set_viewport_size({"width": 390, "height": 844})
     try:
-        web.go(path)
+        if path.startswith("/photo/"):
+            web.go("/")
+            page.locator(".grid .tile a").nth(1).click()
+            expect(page.locator("#photo-position")).to_be_visible()
+        else:
+            web.go(path)
         expect(page.locator("#main h1")).to_be_visible()
         page.wait_for_load_state("networkidle")
         overflow = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
