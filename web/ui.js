@@ -65,7 +65,13 @@ export function choosePhotoContext(anchor) {
 }
 
 function listContext(items, idOf, load, isDone) {
-  return { ids: () => items.map(idOf), more: load, done: isDone };
+  return {
+    ids: () => items.map(idOf),
+    more: load,
+    done: isDone,
+    /** A photo left the list (moved to the trash from its page). */
+    drop: (id) => { const index = items.findIndex((item) => idOf(item) === id); if (index >= 0) items.splice(index, 1); },
+  };
 }
 
 // How many in-app steps were taken: "Back" leaves the app only when there is nothing to go back to.

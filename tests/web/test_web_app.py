@@ -383,6 +383,12 @@ def test_previous_and_next_walk_the_list_a_photo_was_opened_from(web: Session) -
     page.keyboard.press("ArrowLeft")
     expect(page).to_have_url(re.compile(f"/photo/{order[2]}$"))
     expect(page.locator("#photo-position")).to_have_text(f"3 of {len(order)}")
+    # A photo moved to the trash from its page leaves the list: the next one takes its place.
+    page.get_by_role("button", name="Move to trash").click()
+    page.locator("dialog").get_by_role("button", name="Move to trash").click()
+    expect(page).to_have_url(re.compile(f"/photo/{order[3]}$"))
+    expect(page.locator("#photo-position")).to_have_text(f"3 of {len(order) - 1}")
+    web.api("POST", "/v1/trash/restore", json={"photo_ids": [order[2]]})
     # Back returns to the list, not through every photo seen.
     page.get_by_role("button", name="← Back").click()
     expect(page.get_by_role("heading", name="Library", exact=True)).to_be_visible()

@@ -189,7 +189,19 @@ export async function render(main, [photoId]) {
   const trashButton = h('button', {
     type: 'button', class: 'danger', onclick: async () => {
       if (!(await confirmDialog('Move this photo to the trash? You can restore it from the trash.', 'Move to trash'))) return;
-      try { await api(`/v1/photos/${photo.id}`, { method: 'DELETE' }); toast('Moved to the trash'); navigate('/'); } catch (error) { showError(error); }
+      try {
+        await api(`/v1/photos/${photo.id}`, { method: 'DELETE' });
+        toast('Moved to the trash');
+        // Opened from a list: on to the next photo of it (or the one before), else the library.
+        if (position >= 0) {
+          context.drop(photo.id);
+          if (position >= context.ids().length && !context.done()) await context.more();
+          const ids = context.ids();
+          const next = ids[position] || ids[position - 1];
+          if (next) { navigate(`/photo/${next}`, { replaceEntry: true }); return; }
+        }
+        navigate('/');
+      } catch (error) { showError(error); }
     },
   }, 'Move to trash');
 
