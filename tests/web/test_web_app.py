@@ -428,6 +428,12 @@ def test_search_by_text_and_by_image(web: Session) -> None:
     hit = page.locator(f"#search-results .tile[data-photo-id='{ids['000000000025.jpg']}']")
     expect(hit).to_be_visible()
     expect(hit.locator("figcaption")).to_contain_text("giraffe")
+    # A result opens with previous / next through the results.
+    results = page.locator("#search-results .tile").count()
+    hit.locator("a").click()
+    expect(page.locator("#photo-position")).to_contain_text(f" of {results}")
+    page.get_by_role("button", name="← Back").click()
+    expect(page.get_by_role("heading", name="Search", exact=True)).to_be_visible()
 
     page.locator("#search-image").set_input_files(
         str(TESTDATA_DIR / "detection" / "images" / "000000000042.jpg")
