@@ -54,3 +54,8 @@ class Export(BaseModel):
     finished_at: datetime | None
     expires_at: datetime
     download_url: str | None = Field(description="present once the zip is ready")
+    search: dict[str, Any] | None = Field(
+        default=None,
+        description="what the photos were chosen by when it was a search: the filters and `q` that were "
+        "set; null when they were chosen by `photo_ids`",
+    )

@@ -1,6 +1,6 @@
 // Shoebox web app: routing, sign-in and the shell. Every view talks to the service through api.js only.
 import { api, closeEvents, describe, onEvent, onSignedOut, openEvents } from './api.js';
-import { h, navigate, replace, showError, toast } from './ui.js';
+import { choosePhotoContext, h, navigate, replace, showError, toast } from './ui.js';
 
 const SESSION_FLAG = 'shoebox.session';
 
@@ -17,6 +17,7 @@ const routes = [
   [/^\/duplicates$/, () => import('./views/duplicates.js')],
   [/^\/exports$/, () => import('./views/exports.js')],
   [/^\/trash$/, () => import('./views/trash.js')],
+  [/^\/places$/, () => import('./views/places.js')],
 ];
 
 const main = document.getElementById('main');
@@ -150,6 +151,7 @@ document.addEventListener('click', (event) => {
   const anchor = event.target.closest('a[data-link]');
   if (!anchor || event.metaKey || event.ctrlKey || event.shiftKey || anchor.target) return;
   event.preventDefault();
+  if (anchor.classList.contains('tile-link')) choosePhotoContext(anchor);
   navigate(anchor.getAttribute('href'));
 });
 window.addEventListener('popstate', route);

@@ -5,11 +5,14 @@ import { h, monthName, replace, showError } from './ui.js';
 
 const LIST_KEYS = ['people', 'tags'];
 const SCALAR_KEYS = ['month', 'year', 'favorite', 'min_rating', 'camera', 'place', 'min_quality', 'album'];
+// An area of the map: a circle, one filter made of three parameters.
+const AREA_KEYS = ['lat', 'lon', 'radius_km'];
 
 export function readFilters(params) {
   const state = {};
   for (const key of LIST_KEYS) state[key] = params.getAll(key);
   for (const key of SCALAR_KEYS) if (params.get(key)) state[key] = params.get(key);
+  if (AREA_KEYS.every((key) => params.get(key))) for (const key of AREA_KEYS) state[key] = params.get(key);
   return state;
 }
 
@@ -49,6 +52,9 @@ export function apiFilters(state) {
     place: state.place,
     min_quality: state.min_quality,
     album: state.album,
+    lat: state.lat,
+    lon: state.lon,
+    radius_km: state.radius_km,
   };
 }
 
@@ -58,12 +64,13 @@ export function searchSelection(state, q) {
   if (selection.favorite !== undefined) selection.favorite = selection.favorite === 'true';
   if (selection.min_rating !== undefined) selection.min_rating = Number(selection.min_rating);
   if (selection.min_quality !== undefined) selection.min_quality = Number(selection.min_quality);
+  for (const key of AREA_KEYS) if (selection[key] !== undefined) selection[key] = Number(selection[key]);
   if (q) selection.q = q;
   return selection;
 }
 
 export function activeCount(state) {
-  return LIST_KEYS.reduce((n, key) => n + (state[key]?.length || 0), 0) + SCALAR_KEYS.filter((k) => state[k]).length;
+  return LIST_KEYS.reduce((n, key) => n + (state[key]?.length || 0), 0) + SCALAR_KEYS.filter((k) => state[k]).length + (state.radius_km ? 1 : 0);
 }
 
 function toggleList(state, key, value) {
@@ -107,6 +114,8 @@ export function filterSidebar(state, onChange) {
     const clear = activeCount(state) ? h('button', { type: 'button', class: 'link', onclick: () => onChange({ people: [], tags: [] }) }, 'Clear all filters') : null;
     replace(panel, h('div', { class: 'filters-head' }, h('strong', {}, `${facets.total} photo${facets.total === 1 ? '' : 's'}`), clear),
       state.month ? chip(`Month: ${monthName(state.month)} ✕`, undefined, true, () => onChange({ ...state, month: undefined })) : null,
+      state.radius_km ? chip(`Within ${Number(state.radius_km).toFixed(0)} km of ${Number(state.lat).toFixed(2)}, ${Number(state.lon).toFixed(2)} ✕`, undefined, true,
+        () => onChange({ ...state, lat: undefined, lon: undefined, radius_km: undefined }), { dataset: { filter: 'area' } }) : null,
       ...sections);
   }).catch((error) => { replace(panel); showError(error); });
   return panel;

@@ -48,10 +48,30 @@ export function pageHeader(title, ...actions) {
   return h('div', { class: 'page-head' }, h('h1', {}, title), h('div', { class: 'actions' }, ...actions));
 }
 
-export function navigate(path) {
-  navigate.depth += 1;
-  history.pushState({}, '', path);
+export function navigate(path, { replaceEntry = false } = {}) {
+  if (replaceEntry) history.replaceState({}, '', path);
+  else { navigate.depth += 1; history.pushState({}, '', path); }
   window.dispatchEvent(new Event('shoebox:navigate'));
+}
+
+// The list a photo was opened from (library, search, album, person, place), kept in memory so the
+// photo page can step to the previous and next photo of it, loading the list's next page when needed.
+let photoContext = null;
+export function photoListContext() { return photoContext; }
+/** Called for every press on a photo tile: the grid it sits in becomes the context, else none. */
+export function choosePhotoContext(anchor) {
+  const owner = anchor.closest('.paged');
+  photoContext = owner?.photoContext || null;
+}
+
+function listContext(items, idOf, load, isDone) {
+  return {
+    ids: () => items.map(idOf),
+    more: load,
+    done: isDone,
+    /** A photo left the list (moved to the trash from its page). */
+    drop: (id) => { const index = items.findIndex((item) => idOf(item) === id); if (index >= 0) items.splice(index, 1); },
+  };
 }
 
 // How many in-app steps were taken: "Back" leaves the app only when there is nothing to go back to.
@@ -109,20 +129,26 @@ export function photoTile(photo, { selectable = null, caption = null } = {}) {
 
 /** A paged grid that loads the next page as its end scrolls into view. Rendering of far-away rows is
  * skipped by the browser (content-visibility), so tens of thousands of tiles stay smooth. */
-export function pagedGrid(fetchPage, renderItem, { emptyState } = {}) {
+export function pagedGrid(fetchPage, renderItem, { emptyState, photoId = (item) => item.id } = {}) {
   const grid = h('div', { class: 'grid', role: 'list' });
   const sentinel = h('div', { class: 'sentinel' });
   const status = h('div', { class: 'grid-status' }, loading('Loading photos'));
   const wrapper = h('div', { class: 'paged' }, grid, sentinel, status);
+  const items = [];
   let cursor = null;
-  let busy = false;
+  let busy = null;
   let done = false;
   let count = 0;
-  async function more() {
-    if (busy || done) return;
-    busy = true;
+  let stopped = false;
+  function more() {
+    if (done) return Promise.resolve();
+    busy ||= load().finally(() => { busy = null; if (!done && !stopped && sentinel.getBoundingClientRect().top < innerHeight * 2) more(); });
+    return busy;
+  }
+  async function load() {
     try {
       const page = await fetchPage(cursor);
+      items.push(...page.items);
       for (const item of page.items) {
         const node = renderItem(item);
         node.setAttribute('role', 'listitem');
@@ -137,15 +163,13 @@ export function pagedGrid(fetchPage, renderItem, { emptyState } = {}) {
     } catch (error) {
       replace(status, errorState(error));
       done = true;
-    } finally {
-      busy = false;
     }
-    if (!done && sentinel.getBoundingClientRect().top < innerHeight * 2) more();
   }
   const observer = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && more(), { rootMargin: '800px' });
   observer.observe(sentinel);
   more();
-  wrapper.stop = () => observer.disconnect();
+  wrapper.photoContext = listContext(items, photoId, more, () => done);
+  wrapper.stop = () => { stopped = true; observer.disconnect(); };
   return wrapper;
 }
 
@@ -191,7 +215,7 @@ export function promptDialog(message, { label = 'Name', value = '', confirmLabel
 /** A windowed grid for very long lists (the library): items load page by page as the end comes near,
  * and only the rows on screen (plus a margin) exist in the page, so tens of thousands of photos scroll
  * as smoothly as a hundred. Tiles are squares; the grid's height is known from the loaded rows. */
-export function virtualGrid(fetchPage, renderItem, { emptyState, minTile = 168, gap = 8, overscanRows = 4 } = {}) {
+export function virtualGrid(fetchPage, renderItem, { emptyState, minTile = 168, gap = 8, overscanRows = 4, photoId = (item) => item.id } = {}) {
   const grid = h('div', { class: 'grid virtual', role: 'list' });
   const status = h('div', { class: 'grid-status' }, loading('Loading photos'));
   const wrapper = h('div', { class: 'paged' }, grid, status);
@@ -199,7 +223,7 @@ export function virtualGrid(fetchPage, renderItem, { emptyState, minTile = 168, 
   const nodes = new Map();
   let cursor = null;
   let done = false;
-  let busy = false;
+  let busy = null;
   let stopped = false;
   let layout = { columns: 1, tile: minTile };
   let frame = 0;
@@ -248,9 +272,14 @@ export function virtualGrid(fetchPage, renderItem, { emptyState, minTile = 168, 
 
   const schedule = () => { if (!frame) frame = requestAnimationFrame(draw); };
 
-  async function more() {
-    if (busy || done || stopped) return;
-    busy = true;
+  // A promise while a page is on its way: the photo page may ask for the next page after the grid
+  // itself stopped (its view was left).
+  function more() {
+    if (done) return Promise.resolve();
+    busy ||= load().finally(() => { busy = null; schedule(); });
+    return busy;
+  }
+  async function load() {
     try {
       const page = await fetchPage(cursor);
       items.push(...page.items);
@@ -262,10 +291,7 @@ export function virtualGrid(fetchPage, renderItem, { emptyState, minTile = 168, 
     } catch (error) {
       replace(status, errorState(error));
       done = true;
-    } finally {
-      busy = false;
     }
-    schedule();
   }
 
   addEventListener('scroll', schedule, { passive: true });
@@ -273,6 +299,7 @@ export function virtualGrid(fetchPage, renderItem, { emptyState, minTile = 168, 
   const resizeObserver = new ResizeObserver(schedule);
   resizeObserver.observe(grid);
   more();
+  wrapper.photoContext = listContext(items, photoId, more, () => done);
   wrapper.stop = () => {
     stopped = true;
     removeEventListener('scroll', schedule);

@@ -32,6 +32,7 @@ def export_out(db: SessionDep, export: ExportRow) -> Export:
         finished_at=export.finished_at,
         expires_at=export.expires_at,
         download_url=f"/v1/exports/{export.id}/download" if progress.state == "ready" else None,
+        search=export_service.export_search(export),
     )
 
 

@@ -134,6 +134,15 @@ class ExportProgress:
     errors: list[dict[str, Any]]
 
 
+def export_search(export: Export) -> dict[str, Any] | None:
+    """The search an export's photos were chosen by (the filters and words that were set), or None when
+    they were chosen by id."""
+    search = (export.request or {}).get("search")
+    if not isinstance(search, dict):
+        return None
+    return {key: value for key, value in search.items() if value not in (None, [], "")}
+
+
 def export_progress(db: Session, export: Export) -> ExportProgress:
     """What a client sees of an export: its own state, or its job's when the job ended badly."""
     job = get_job(db, owner_id=export.owner_id, job_id=export.job_id) if export.job_id else None

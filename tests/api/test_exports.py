@@ -126,6 +126,9 @@ def test_export_by_search_and_errors(client: TestClient, exported) -> None:
     assert created.status_code == 202
     export = wait_for_export(client, owner, created.json()["id"])
     assert (export["state"], export["total"]) == ("ready", 1)
+    assert export["search"] == {"tags": ["green"]}  # what the export holds, for a list of exports
+    by_ids = client.get("/v1/exports", headers=owner.headers).json()["items"][-1]
+    assert by_ids["search"] is None and by_ids["total"] == len(photos)
     by_words = client.post("/v1/exports", headers=owner.headers, json={"search": {"q": "holiday"}})
     assert by_words.status_code == 202
     found = client.get("/v1/search", headers=owner.headers, params={"q": "holiday", "limit": 100}).json()[

@@ -1,16 +1,18 @@
 """The web app end to end in headless Chromium, against a real server with the real models.
 
 One user's whole workflow, in order: first-run sign-up and sign-in, upload with live analysis
-progress, tags, naming two people (a suggested group, and one face by hand), a review decision,
-search by text and by image, filters by person and month, a rating, an album from a search, trash and
-restore, and an album export whose files exiftool reads the names and keywords from. The browser
-console must stay free of errors throughout.
+progress, tags, naming two people (a suggested group, and one face by hand), review decisions on tags
+and face names, search by text and by image, filters by person and month, previous / next through a
+list, a rating, an album from a search, trash and restore, an album export whose files exiftool reads
+the names and keywords from, removing photos from an album, duplicates, emptying the trash, and
+places with their map. The browser console must stay free of errors throughout.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import zipfile
@@ -21,11 +23,13 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 from api.main import create_app
 from tests.api.test_exports import exiftool
 from tests.conftest import make_settings
+from tests.helpers import wait_until
 from tests.paths import REPO_ROOT, TESTDATA_DIR
 from tests.reliability.live_server import serve
 
@@ -88,6 +92,18 @@ class Session:
 
     def go(self, path: str) -> None:
         self.page.goto(self.base_url + path)
+
+    def upload_analysed(self, name: str, data: bytes) -> str:
+        """Upload one photo through the API (a test's set-up) and wait until it is analysed."""
+        answer = self.api("POST", "/v1/photos", files=[("files", (name, data, "image/jpeg"))])
+        photo_id: str = answer["results"][0]["photo"]["id"]
+        wait_until(
+            lambda: self.api("GET", f"/v1/photos/{photo_id}")["analysis_state"] in ("done", "failed"),
+            timeout=TIMEOUT_MS / 1000,
+            what=f"analysis of {name}",
+            every=0.2,
+        )
+        return photo_id
 
 
 @pytest.fixture(scope="module")
@@ -306,6 +322,103 @@ def test_review_confirms_a_suggestion_with_the_keyboard(web: Session) -> None:
     assert states == {"confirmed"}
 
 
+def test_review_face_names_with_the_keyboard(web: Session) -> None:
+    """The model's guesses at the faces nobody named, one at a time: y confirms a guess, n rejects one.
+    How many guesses the model makes here depends on which person was named from the group (one or
+    two); the first is answered by the ground truth, a second one is rejected (and named again)."""
+    page = web.page
+    truth = _face_owner_names(web)
+
+    def guesses() -> list[dict[str, Any]]:
+        params = {"unlabeled": "true", "order": "confidence", "limit": 100}
+        return [
+            f for f in web.api("GET", "/v1/faces", params=params)["items"] if f["person"] or f["suggestion"]
+        ]
+
+    def face_now(face_id: str) -> dict[str, Any]:
+        return next(
+            f for f in web.api("GET", "/v1/faces", params={"limit": 200})["items"] if f["id"] == face_id
+        )
+
+    queue = wait_until(guesses, timeout=20, what="a face-name guess", every=0.2)
+    web.go("/review")
+    page.get_by_role("tab", name="Face names").click()
+    expect(page.get_by_role("tab", name="Face names")).to_have_attribute("aria-selected", "true")
+    for done, item in enumerate(queue[:2], start=1):
+        guess = (item["person"] or item["suggestion"]["person"])["name"]
+        expect(page.locator("#review-subject")).to_have_text(guess)
+        confirm = done == 1 and truth[item["id"]] == guess
+        page.keyboard.press("y" if confirm else "n")
+        expect(page.locator("#review-count")).to_contain_text(f"{done} reviewed")
+        face = face_now(item["id"])
+        if confirm:
+            assert face["person_source"] == "user" and face["person"]["name"] == guess, face
+        else:
+            assert face["person"] is None, face
+            assert (face["suggestion"] or {}).get("person", {}).get("name") != guess, face
+            if truth[item["id"]] != "stranger":  # the later steps expect the true names
+                web.api("POST", "/v1/faces/label", json={"face_ids": [item["id"]], "name": truth[item["id"]]})
+    assert page.evaluate("location.search") == "?queue=faces"
+
+
+def test_previous_and_next_walk_the_list_a_photo_was_opened_from(web: Session) -> None:
+    page = web.page
+    web.go("/")
+    tiles = page.locator(".grid .tile")
+    expect(tiles).to_have_count(len(photo_files()))
+    order = tiles.evaluate_all("els => els.map(e => e.dataset.photoId)")
+    tiles.nth(0).locator("a").click()
+    expect(page.locator("#photo-position")).to_have_text(f"1 of {len(order)}")
+    expect(page.get_by_role("button", name="Previous photo")).to_be_disabled()
+    page.keyboard.press("ArrowRight")
+    expect(page).to_have_url(re.compile(f"/photo/{order[1]}$"))
+    expect(page.locator("#photo-position")).to_have_text(f"2 of {len(order)}")
+    page.get_by_role("button", name="Next photo").click()
+    expect(page).to_have_url(re.compile(f"/photo/{order[2]}$"))
+    # The button keeps the focus from photo to photo, so Enter walks on.
+    expect(page.get_by_role("button", name="Next photo")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(f"/photo/{order[3]}$"))
+    expect(page.locator("#photo-position")).to_have_text(f"4 of {len(order)}")
+    page.keyboard.press("ArrowLeft")
+    expect(page).to_have_url(re.compile(f"/photo/{order[2]}$"))
+    expect(page.locator("#photo-position")).to_have_text(f"3 of {len(order)}")
+    # A photo moved to the trash from its page leaves the list: the next one takes its place.
+    page.get_by_role("button", name="Move to trash").click()
+    page.locator("dialog").get_by_role("button", name="Move to trash").click()
+    expect(page).to_have_url(re.compile(f"/photo/{order[3]}$"))
+    expect(page.locator("#photo-position")).to_have_text(f"3 of {len(order) - 1}")
+    web.api("POST", "/v1/trash/restore", json={"photo_ids": [order[2]]})
+    # Back returns to the list, not through every photo seen.
+    page.get_by_role("button", name="← Back").click()
+    expect(page.get_by_role("heading", name="Library", exact=True)).to_be_visible()
+
+    # A list of several pages: its next page is loaded when the walk reaches its end. The grid
+    # below pages two photos at a time and holds the second page back until the test lets it go.
+    page.evaluate(
+        """async () => {
+        const { pagedGrid, photoTile } = await import('/ui.js');
+        const { api } = await import('/api.js');
+        window.releasePage = null;
+        const held = new Promise((resolve) => { window.releasePage = resolve; });
+        const fetchPage = async (cursor) => {
+          if (cursor) await held;
+          return api('/v1/photos', { query: { sort: '-taken_at', limit: 2, cursor } });
+        };
+        document.getElementById('main').replaceChildren(pagedGrid(fetchPage, (photo) => photoTile(photo)));
+    }"""
+    )
+    expect(page.locator(".paged .tile")).to_have_count(2)
+    page.locator(".paged .tile").nth(1).locator("a").click()
+    expect(page.locator("#photo-position")).to_have_text("2 of 2+")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(200)
+    assert page.url.endswith(f"/photo/{order[1]}")  # waiting for the next page
+    page.evaluate("window.releasePage()")
+    expect(page).to_have_url(re.compile(f"/photo/{order[2]}$"))
+    expect(page.locator("#photo-position")).to_contain_text("3 of ")
+
+
 def test_search_by_text_and_by_image(web: Session) -> None:
     page = web.page
     ids = web.photo_ids()
@@ -315,6 +428,12 @@ def test_search_by_text_and_by_image(web: Session) -> None:
     hit = page.locator(f"#search-results .tile[data-photo-id='{ids['000000000025.jpg']}']")
     expect(hit).to_be_visible()
     expect(hit.locator("figcaption")).to_contain_text("giraffe")
+    # A result opens with previous / next through the results.
+    results = page.locator("#search-results .tile").count()
+    hit.locator("a").click()
+    expect(page.locator("#photo-position")).to_contain_text(f" of {results}")
+    page.get_by_role("button", name="← Back").click()
+    expect(page.get_by_role("heading", name="Search", exact=True)).to_be_visible()
 
     page.locator("#search-image").set_input_files(
         str(TESTDATA_DIR / "detection" / "images" / "000000000042.jpg")
@@ -421,6 +540,114 @@ def test_album_from_a_search_exported_with_names_and_keywords(web: Session, tmp_
         assert any(region.get("Name") == name for region in regions), meta
 
 
+def test_photos_are_removed_from_an_album(web: Session) -> None:
+    page = web.page
+    album = next(a for a in web.api("GET", "/v1/albums")["items"] if a["name"] == web.group_name)
+    web.go(f"/albums/{album['id']}")
+    tiles = page.locator(".grid .tile")
+    expect(tiles).to_have_count(album["photo_count"])
+    removed = tiles.first.get_attribute("data-photo-id")
+    tiles.first.locator("input.select").check()
+    page.get_by_role("button", name="Remove selected").click()
+    expect(page.get_by_text("Removed from the album")).to_be_visible()
+    expect(tiles).to_have_count(album["photo_count"] - 1)
+    expect(page.locator(f".tile[data-photo-id='{removed}']")).to_have_count(0)
+    assert web.api("GET", f"/v1/albums/{album['id']}")["photo_count"] == album["photo_count"] - 1
+    assert web.api("GET", f"/v1/photos/{removed}")["trashed_at"] is None  # still in the library
+
+
+def test_duplicates_keep_the_best_and_trash_the_rest(web: Session, tmp_path: Path) -> None:
+    page = web.page
+    original = web.photo_ids()["000000000042.jpg"]
+    copy_path = tmp_path / "copy_of_42.jpg"
+    Image.open(TESTDATA_DIR / "detection" / "images" / "000000000042.jpg").save(copy_path, quality=40)
+    copy = web.upload_analysed(copy_path.name, copy_path.read_bytes())
+    web.go("/duplicates")
+    group = page.locator(".dup-group", has=page.locator(f".tile[data-photo-id='{copy}']"))
+    expect(group).to_be_visible()
+    expect(group.locator(f".tile[data-photo-id='{original}']")).to_be_visible()
+    expect(group.locator("figcaption").first).to_have_text("Best shot")
+    best = group.locator(".tile").first.get_attribute("data-photo-id")
+    group.get_by_role("button", name="Keep the best, trash the rest").click()
+    expect(page.locator(f".tile[data-photo-id='{copy}']")).to_have_count(0)
+    trashed = {p["id"] for p in web.api("GET", "/v1/trash")["items"]}
+    assert trashed == {original, copy} - {best}
+    assert best not in trashed
+
+
+def test_the_trash_is_emptied_for_good(web: Session) -> None:
+    page = web.page
+    trashed = [p["id"] for p in web.api("GET", "/v1/trash")["items"]]
+    assert trashed, "the duplicates step left a photo in the trash"
+    web.go("/trash")
+    expect(page.locator(".grid .tile")).to_have_count(len(trashed))
+    page.get_by_role("button", name="Empty trash").click()
+    dialog = page.locator("dialog")
+    expect(dialog).to_contain_text("cannot be undone")
+    dialog.get_by_role("button", name="Empty trash").click()
+    expect(page.get_by_text("The trash is empty")).to_be_visible()
+    assert web.api("GET", "/v1/trash")["items"] == []
+    gone = httpx.get(
+        f"{web.base_url}/v1/photos/{trashed[0]}", headers={"Authorization": f"Bearer {web.key}"}, timeout=30
+    )
+    assert gone.status_code == 404
+
+
+def test_places_list_and_map_open_their_photos(web: Session) -> None:
+    page = web.page
+    dated = web.photo_ids()[DATED]
+    # A second place far from the first (Northumberland, 2002), for a second circle on the map.
+    elsewhere = web.upload_analysed(
+        "exif_0007.jpg", (TESTDATA_DIR / "exif" / "images" / "exif_0007.jpg").read_bytes()
+    )
+    places = web.api("GET", "/v1/places")["items"]
+    assert len(places) == 2, places
+    arezzo = next(p for p in places if p["photo_id"] == dated)
+    name = arezzo["city"] or arezzo["region"] or arezzo["country"]
+
+    web.go("/")
+    page.get_by_role("link", name="Places", exact=True).click()
+    expect(page.get_by_role("heading", name="Places", exact=True)).to_be_visible()
+    expect(page.locator(".place-card")).to_have_count(2)
+    expect(page.locator(f".place-card img[src='/v1/photos/{elsewhere}/thumbnail']")).to_be_visible()
+    card = page.locator(f".place-card[data-place='{name}']")
+    expect(card).to_contain_text("1 photo")
+    expect(card.locator("img")).to_have_attribute("src", f"/v1/photos/{dated}/thumbnail")
+
+    # The map: one circle per area; the keyboard opens one, and it lists its photos.
+    dots = page.locator("#place-map .cluster-dot")
+    expect(dots).to_have_count(2)
+    expect(page.locator("#map-status")).to_contain_text("2 areas on the map")
+    wait_for_images(page, "#main img")
+    page.screenshot(path=str(web.screenshots / "places.png"))
+    dot = page.locator("#place-map .cluster-dot[aria-label*='43.47']")
+    dot.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#cluster-photos .tile")).to_have_count(1)
+    expect(page.locator(f"#cluster-photos .tile[data-photo-id='{dated}']")).to_be_visible()
+    page.get_by_role("link", name="Open in the library").click()
+    expect(page.get_by_role("heading", name="Library", exact=True)).to_be_visible()
+    expect(page.locator("[data-filter=area]")).to_be_visible()
+    expect(page.locator(".grid .tile")).to_have_count(1)
+    assert "radius_km=" in page.url
+
+    # A place opens the library filtered by it.
+    page.go_back()
+    page.locator(f".place-card[data-place='{name}'] a").click()
+    expect(page.locator(".grid .tile")).to_have_count(1)
+    expect(page.locator(".grid .tile")).to_have_attribute("data-photo-id", dated)
+    assert "place=" in page.url
+    page.goto(f"{web.base_url}/?place=Atlantis")  # a place with no photos: an empty state in words
+    expect(page.get_by_text("No photos match these filters")).to_be_visible()
+
+
+def test_exports_say_what_they_hold(web: Session) -> None:
+    page = web.page
+    web.go("/exports")
+    row = page.locator(".export").first
+    expect(row.locator(".export-title")).to_have_text(f"Album “{web.group_name}”")
+
+
 def test_a_persons_faces_are_checked_with_the_keyboard(web: Session) -> None:
     page = web.page
     person = next(p for p in web.api("GET", "/v1/people")["items"] if p["name"] == web.group_name)
@@ -458,9 +685,11 @@ SCREENS = [
     "/people",
     "/review",
     "/albums",
+    "/places",
     "/duplicates",
     "/exports",
     "/trash",
+    "/photo/... (opened from the library, with previous / next)",
 ]
 
 
@@ -469,7 +698,12 @@ def test_every_screen_fits_a_phone(web: Session, path: str, tmp_path: Path) -> N
     page = web.page
     page.set_viewport_size({"width": 390, "height": 844})
     try:
-        web.go(path)
+        if path.startswith("/photo/"):
+            web.go("/")
+            page.locator(".grid .tile a").nth(1).click()
+            expect(page.locator("#photo-position")).to_be_visible()
+        else:
+            web.go(path)
         expect(page.locator("#main h1")).to_be_visible()
         page.wait_for_load_state("networkidle")
         overflow = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")

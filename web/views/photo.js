@@ -2,13 +2,16 @@
 // suggestion, the low-light view, facts, similar photos, favourite and rating.
 import { all, api, describe } from '../api.js';
 import { reason } from './search.js';
-import { confirmDialog, formatDate, goBack, h, link, loading, navigate, percent, photoAlt, photoTile, replace, showError, stars, toast } from '../ui.js';
+import { confirmDialog, formatDate, goBack, h, loading, navigate, percent, photoAlt, photoListContext, photoTile, replace, showError, stars, toast } from '../ui.js';
 
 const KIND_NAMES = { object: 'Object', label: 'Label', category: 'Category', user: 'Your tag' };
 const ISSUE_WORDS = {
   blurry: 'out of focus', motion_blur: 'motion blur', dark: 'too dark', overexposed: 'overexposed', noisy: 'noisy',
   low_resolution: 'low resolution', heavily_compressed: 'heavily compressed',
 };
+
+// Which step button had the focus when the last photo was left, so it keeps it on the next one.
+let refocus = null;
 
 export async function render(main, [photoId]) {
   main.append(loading('Loading photo'));
@@ -174,7 +177,7 @@ export async function render(main, [photoId]) {
       h('div', { class: 'row toolbar' },
         h('button', { type: 'button', class: 'fav', 'aria-pressed': String(photo.favorite), onclick: async () => { if (await patch({ favorite: !photo.favorite })) drawSide(); } }, photo.favorite ? '♥ Favourite' : '♡ Favourite'),
         stars(photo.rating, (rating) => patch({ rating }, rating ? `Rated ${rating}★` : 'Rating cleared'))),
-      h('p', { class: 'hint keys' }, 'Keys: f favourite · 0–5 rating · Esc closes the face panel'),
+      h('p', { class: 'hint keys' }, `Keys: f favourite · 0–5 rating${position >= 0 ? ' · ← → previous, next' : ''} · Esc closes the face panel`),
       rotationHint(), tagList(), quality(), facts());
   }
 
@@ -186,14 +189,58 @@ export async function render(main, [photoId]) {
   const trashButton = h('button', {
     type: 'button', class: 'danger', onclick: async () => {
       if (!(await confirmDialog('Move this photo to the trash? You can restore it from the trash.', 'Move to trash'))) return;
-      try { await api(`/v1/photos/${photo.id}`, { method: 'DELETE' }); toast('Moved to the trash'); navigate('/'); } catch (error) { showError(error); }
+      try {
+        await api(`/v1/photos/${photo.id}`, { method: 'DELETE' });
+        toast('Moved to the trash');
+        // Opened from a list: on to the next photo of it (or the one before), else the library.
+        if (position >= 0) {
+          context.drop(photo.id);
+          if (position >= context.ids().length && !context.done()) await context.more();
+          const ids = context.ids();
+          const next = ids[position] || ids[position - 1];
+          if (next) { navigate(`/photo/${next}`, { replaceEntry: true }); return; }
+        }
+        navigate('/');
+      } catch (error) { showError(error); }
     },
   }, 'Move to trash');
+
+  // Previous / next through the list the photo was opened from (buttons, and the arrow keys).
+  const context = photoListContext();
+  const position = context ? context.ids().indexOf(photo.id) : -1;
+  const prevButton = h('button', { type: 'button', class: 'secondary', id: 'prev-photo', 'aria-label': 'Previous photo', 'aria-keyshortcuts': 'ArrowLeft', onclick: () => step(-1) }, '‹ Previous');
+  const nextButton = h('button', { type: 'button', class: 'secondary', id: 'next-photo', 'aria-label': 'Next photo', 'aria-keyshortcuts': 'ArrowRight', onclick: () => step(1) }, 'Next ›');
+  const where = h('span', { class: 'hint', id: 'photo-position', 'aria-live': 'polite' });
+  const stepper = position >= 0 ? h('div', { class: 'stepper row tight' }, prevButton, where, nextButton) : null;
+  function showPosition() {
+    if (position < 0) return;
+    const count = context.ids().length;
+    prevButton.disabled = position === 0;
+    nextButton.disabled = position >= count - 1 && context.done();
+    where.textContent = `${position + 1} of ${count}${context.done() ? '' : '+'}`;
+  }
+  async function step(delta) {
+    if (position < 0) return;
+    let ids = context.ids();
+    const target = position + delta;
+    if (target >= ids.length && !context.done()) {
+      await context.more();
+      ids = context.ids();
+    }
+    if (target < 0 || target >= ids.length) return;
+    refocus = document.activeElement === prevButton || document.activeElement === nextButton ? document.activeElement.id : null;
+    // The list stays one step of history: Back returns to it, not through every photo seen.
+    navigate(`/photo/${ids[target]}`, { replaceEntry: true });
+  }
+  showPosition();
+  // The list's next page is asked for before the end is reached.
+  if (position >= 0 && position >= context.ids().length - 3 && !context.done()) context.more().then(showPosition).catch(showError);
 
   replace(main,
     h('div', { class: 'page-head' }, h('h1', { class: 'filename' }, photo.filename),
       h('div', { class: 'actions' },
         h('button', { type: 'button', class: 'secondary', onclick: () => goBack() }, '← Back'),
+        stepper,
         h('button', { type: 'button', class: 'secondary', 'aria-label': 'Rotate left', onclick: () => turn(-90) }, '↺'),
         h('button', { type: 'button', class: 'secondary', 'aria-label': 'Rotate right', onclick: () => turn(90) }, '↻'),
         enhanceButton,
@@ -202,7 +249,22 @@ export async function render(main, [photoId]) {
     h('div', { class: 'photo-layout' }, h('div', { class: 'photo-main' }, stage, facePanel, similar), side));
   drawSide();
   drawFaces();
-  await loadImage();
+  if (refocus) requestAnimationFrame(() => { document.getElementById(refocus)?.focus(); refocus = null; });
+  // Keys on this page: f favourite, 0-5 rating, Escape closes the face panel.
+  const onKey = async (event) => {
+    if (event.target.matches('input, textarea, select') || event.metaKey || event.ctrlKey || event.altKey) return;
+    if (event.key === 'Escape') replace(facePanel);
+    else if (event.key === 'ArrowLeft' || event.key === 'ArrowRight') {
+      if (position < 0 || event.target.closest('[role=radiogroup]')) return;
+      event.preventDefault();
+      step(event.key === 'ArrowLeft' ? -1 : 1);
+    }
+    else if (event.key === 'f') { if (await patch({ favorite: !photo.favorite })) drawSide(); }
+    else if (/^[0-5]$/.test(event.key)) { if (await patch({ rating: Number(event.key) }, `Rated ${event.key}★`)) drawSide(); }
+  };
+  // The keys work at once, before the image has arrived (and the view is left cleanly meanwhile).
+  document.addEventListener('keydown', onKey);
+  loadImage();
 
   if (photo.analysis_state === 'done') {
     api(`/v1/photos/${photo.id}/similar`, { query: { limit: 8 } }).then((page) => replace(similar,
@@ -210,14 +272,6 @@ export async function render(main, [photoId]) {
       page.items.length ? h('div', { class: 'grid small' }, page.items.map((hit) => photoTile(hit.photo, { caption: reason(hit) }))) : h('p', { class: 'hint' }, 'Nothing similar yet.')))
       .catch((error) => replace(similar, h('p', { class: 'hint' }, describe(error))));
   }
-  // Keys on this page: f favourite, 0-5 rating, Escape closes the face panel.
-  const onKey = async (event) => {
-    if (event.target.matches('input, textarea, select') || event.metaKey || event.ctrlKey || event.altKey) return;
-    if (event.key === 'Escape') replace(facePanel);
-    else if (event.key === 'f') { if (await patch({ favorite: !photo.favorite })) drawSide(); }
-    else if (/^[0-5]$/.test(event.key)) { if (await patch({ rating: Number(event.key) }, `Rated ${event.key}★`)) drawSide(); }
-  };
-  document.addEventListener('keydown', onKey);
   return () => {
     document.removeEventListener('keydown', onKey);
     if (objectUrl) URL.revokeObjectURL(objectUrl);

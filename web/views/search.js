@@ -55,7 +55,7 @@ export async function render(main, _params, query) {
     replace(summary, `Results for “${q}”`);
     grid = pagedGrid((cursor) => api('/v1/search', { query: { q, ...apiFilters(state), limit: 60, cursor } }),
       (hit) => photoTile(hit.photo, { caption: reason(hit) }),
-      { emptyState: empty(`Nothing found for “${q}”`, 'Try other words, or fewer filters.') });
+      { emptyState: empty(`Nothing found for “${q}”`, 'Try other words, or fewer filters.'), photoId: (hit) => hit.photo.id });
     replace(results, grid);
   }
 
