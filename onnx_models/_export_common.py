@@ -111,3 +111,33 @@ def export_cli(
     for path in paths:
         print(path)
     return 0
+
+
+def cached_photo_features(
+    cache: Path, paths: Sequence[Path], embed: Callable[[list[Any]], np.ndarray], what: str, batch: int = 32
+) -> np.ndarray:
+    """Features of photos (decoded as the analysis decodes them), computed `batch` at a time by `embed`
+    and kept in `cache` (.npy): a trainer's second run reads them back in seconds."""
+    if cache.is_file():
+        return np.asarray(np.load(cache), dtype=np.float32)
+    import time
+
+    from services.photos.images import ANALYSIS_MAX_SIDE, load_oriented
+
+    started = time.perf_counter()
+    parts: list[np.ndarray] = []
+    for start in range(0, len(paths), batch):
+        images = [
+            load_oriented(p.read_bytes(), max_side=ANALYSIS_MAX_SIDE) for p in paths[start : start + batch]
+        ]
+        parts.append(embed(images))
+        if (start // batch) % 25 == 0:
+            log.info(
+                "%s: %d/%d (%.0f s)", what, start + len(images), len(paths), time.perf_counter() - started
+            )
+    features = np.concatenate(parts).astype(np.float32)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(cache) as tmp, tmp.open("wb") as fh:
+        np.save(fh, features)
+    log.info("%s of %d photos in %.0f s", what, len(paths), time.perf_counter() - started)
+    return features

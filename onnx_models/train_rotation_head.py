@@ -26,13 +26,18 @@ import logging
 import os
 import random
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from onnx_models._export_common import OPSET, atomic_output, check_close, require_modules
+from onnx_models._export_common import (
+    OPSET,
+    atomic_output,
+    cached_photo_features,
+    check_close,
+    require_modules,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +74,6 @@ def view_features(paths: list[Path], model_dir: Path, threads: int) -> np.ndarra
     from core.config import Settings
     from onnx_models.manifest import load_manifest
     from services.inference.labels import ImageLabeler
-    from services.photos.images import ANALYSIS_MAX_SIDE, load_oriented
 
     entry = load_manifest().default_for("labels")
     labeler = ImageLabeler(entry, Settings(model_dir=model_dir, onnx_intra_op_threads=threads))
@@ -78,29 +82,9 @@ def view_features(paths: list[Path], model_dir: Path, threads: int) -> np.ndarra
         ["rotation-views-v1", f"{model_file.name}:{model_file.stat().st_size}", *(p.name for p in paths)]
     )
     cached = CACHE_DIR / f"views-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
-    if cached.is_file():
-        return np.asarray(np.load(cached), dtype=np.float32)
-    started = time.perf_counter()
-    parts: list[np.ndarray] = []
-    batch = 16
-    for start in range(0, len(paths), batch):
-        images = [
-            load_oriented(p.read_bytes(), max_side=ANALYSIS_MAX_SIDE) for p in paths[start : start + batch]
-        ]
-        parts.append(labeler.embed_turns(images, TURNS))
-        if (start // batch) % 25 == 0:
-            log.info(
-                "rotation features: %d/%d (%.0f s)",
-                start + len(images),
-                len(paths),
-                time.perf_counter() - started,
-            )
-    features = np.concatenate(parts).astype(np.float32)
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with atomic_output(cached) as tmp, tmp.open("wb") as fh:
-        np.save(fh, features)
-    log.info("rotation features of %d photos in %.0f s", len(paths), time.perf_counter() - started)
-    return features
+    return cached_photo_features(
+        cached, paths, lambda images: labeler.embed_turns(images, TURNS), "rotation features", batch=16
+    )
 
 
 def fit_head(views: np.ndarray) -> tuple[np.ndarray, float]:

@@ -46,6 +46,7 @@ from onnx_models._export_common import (
     OPSET,
     ExportError,
     atomic_output,
+    cached_photo_features,
     check_close,
     quiet_export,
     require_modules,
@@ -169,8 +170,6 @@ def squashed_labeler(model_dir: Path, threads: int) -> Any:
 
 def image_features(names: list[str], images_dir: Path, model_dir: Path, threads: int) -> np.ndarray:
     """[N, 1280] unit EfficientNet-Lite0 embeddings of the squashed photos (cached)."""
-    from services.photos.images import ANALYSIS_MAX_SIDE, load_oriented
-
     labeler = squashed_labeler(model_dir, threads)
     key = [
         "image-v1",
@@ -179,30 +178,12 @@ def image_features(names: list[str], images_dir: Path, model_dir: Path, threads:
         *names,
     ]
     cached = _cache_path("images", key)
-    if cached.is_file():
-        return np.asarray(np.load(cached), dtype=np.float32)
-    started = time.perf_counter()
-    parts: list[np.ndarray] = []
-    batch = 32
-    for start in range(0, len(names), batch):
-        images = [
-            load_oriented((images_dir / name).read_bytes(), max_side=ANALYSIS_MAX_SIDE)
-            for name in names[start : start + batch]
-        ]
-        parts.append(np.stack([result.embedding for result in labeler.predict(images, top_k=1)]))
-        if (start // batch) % 25 == 0:
-            log.info(
-                "image features: %d/%d (%.0f s)",
-                start + len(images),
-                len(names),
-                time.perf_counter() - started,
-            )
-    features = np.concatenate(parts).astype(np.float32)
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with atomic_output(cached) as tmp, tmp.open("wb") as fh:
-        np.save(fh, features)
-    log.info("image features of %d photos in %.0f s", len(names), time.perf_counter() - started)
-    return features
+    return cached_photo_features(
+        cached,
+        [images_dir / name for name in names],
+        lambda images: np.stack([result.embedding for result in labeler.predict(images, top_k=1)]),
+        "image features",
+    )
 
 
 def text_features(texts: list[str], model_dir: Path, threads: int) -> np.ndarray:
