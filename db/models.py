@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
@@ -60,6 +61,14 @@ class Photo(Base):
         # Covers the timeline's grouped count (visible photos by capture time, with the id for each
         # bucket's first photo) without reading the table: 4x less CPU at 100 000 photos on SQLite.
         Index("ix_photos_owner_visible_taken", "owner_id", "archived", "trashed_at", "taken_at", "id"),
+        # Partial: it holds the trash only. A full index on trashed_at led SQLite to scan every visible
+        # photo (trashed_at IS NULL) instead of looking a handful of ids up by primary key.
+        Index(
+            "ix_photos_trashed_at",
+            "trashed_at",
+            sqlite_where=text("trashed_at IS NOT NULL"),
+            postgresql_where=text("trashed_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -98,7 +107,7 @@ class Photo(Base):
     rating: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     archived: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Set when the photo is in the trash: hidden everywhere, purged after SHOEBOX_TRASH_DAYS.
-    trashed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    trashed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Job(Base):
