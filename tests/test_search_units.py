@@ -1,19 +1,13 @@
 """The search building blocks on their own: normalisation, BM25 index, vector index, places, grouping."""
 
 from itertools import islice
-from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select, text
 
 from core.config import Settings
-from db.models import Photo
-from db.session import get_engine, upgrade_schema
 from services.inference.models import ModelSet
-from services.photos.filters import PhotoFilters
-from services.photos.service import apply_filters
-from services.search.documents import owned_by, season
+from services.search.documents import season
 from services.search.duplicates import _components
 from services.search.lexical import DocRow, LexicalIndex
 from services.search.places import reverse_geocode
@@ -168,19 +162,3 @@ def test_best_shot_is_the_best_scored_full_size_copy(tmp_path) -> None:
     ]
     ordered, rule = best_first(store, photos)
     assert [p.id for p in ordered] == ["sharp", "blurred", "thumb"] and rule == "quality_score"
-
-
-def test_candidate_checks_look_photos_up_by_primary_key(tmp_path: Path) -> None:
-    """Search checks a few candidate ids at a time; SQLite must find them by key, not walk every
-    visible photo through an index on the trash column (5x the CPU of a text search at 100 000 photos)."""
-    url = f"sqlite:///{tmp_path / 'plan.db'}"
-    upgrade_schema(url)
-    ids = [f"photo-{n}" for n in range(21)]
-    for filters in (PhotoFilters(), PhotoFilters(favorite=True)):
-        query = apply_filters(
-            select(Photo.id).where(Photo.id.in_(ids), owned_by(Photo.owner_id, "o")), filters
-        )
-        sql = str(query.compile(get_engine(url), compile_kwargs={"literal_binds": True}))
-        with get_engine(url).connect() as conn:
-            plan = " ".join(str(row[-1]) for row in conn.execute(text("EXPLAIN QUERY PLAN " + sql)))
-        assert "sqlite_autoindex_photos_1 (id=?)" in plan, plan

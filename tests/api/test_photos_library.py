@@ -47,6 +47,17 @@ def test_pagination_walks_every_photo_once_in_order(client: TestClient, library,
         assert flags == sorted(flags)
 
 
+@pytest.mark.parametrize("sort", ["-taken_at", "taken_at"])
+def test_every_page_size_walks_the_same_order(client: TestClient, library, sort: str) -> None:
+    """Pages end anywhere: inside the dated photos, exactly at their end, or among the undated ones."""
+    owner, photos = library
+    whole = [p["id"] for p in list_all(client, owner, limit=200, sort=sort)]
+    dated = sum(p["taken_at"] is not None for p in photos.values())
+    assert 0 < dated < len(whole)
+    for limit in sorted({1, 2, 3, 5, dated, dated - 1, dated + 1, len(whole) - dated}):
+        assert [p["id"] for p in list_all(client, owner, limit=limit, sort=sort)] == whole, limit
+
+
 def test_date_range_filter(client: TestClient, library) -> None:
     owner, photos = library
     items = list_all(client, owner, taken_after="2008-01-01T00:00:00", taken_before="2009-12-31T23:59:59")
