@@ -3,13 +3,15 @@ favourite state and rating would leave. Unfiltered (how a gallery opens): read f
 document writer keeps (services.search.facet_counts). Filtered: one grouped query per facet over the
 filtered photos."""
 
-from collections import defaultdict
+import json
+from collections import Counter, defaultdict
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import Face, Person, Photo, PhotoTag
+from db.search_models import PhotoSearchDoc
 from services.jobs.service import JobContext
 from services.library.timeline import bucket_of
 from services.photos.filters import PhotoFilters
@@ -24,9 +26,24 @@ DEFAULT_FACET_LIMIT = 20
 def facets(
     db: Session, *, owner_id: str, filters: PhotoFilters, limit: int = DEFAULT_FACET_LIMIT
 ) -> dict[str, Any]:
-    if filters == PhotoFilters() and counts_ready(db, owner_id):
+    if filters.archived or not counts_ready(db, owner_id):
+        # Archived photos keep no facet keys (they are out of the counts): count them by queries.
+        return counted_facets(db, owner_id=owner_id, filters=filters, limit=limit)
+    if filters == PhotoFilters():
         return facets_from_counts(db, owner_id=owner_id, limit=limit)
-    return counted_facets(db, owner_id=owner_id, filters=filters, limit=limit)
+    return filtered_facets_from_keys(db, owner_id=owner_id, filters=filters, limit=limit)
+
+
+def filtered_facets_from_keys(
+    db: Session, *, owner_id: str, filters: PhotoFilters, limit: int = DEFAULT_FACET_LIMIT
+) -> dict[str, Any]:
+    """Filtered facets: the facet keys each matching photo's document keeps, summed. One read of the
+    matching documents by key instead of a grouped query per facet over the filtered photos."""
+    matching = apply_filters(select(Photo.id).where(Photo.owner_id == owner_id), filters).scalar_subquery()
+    counts: Counter[str] = Counter()
+    for keys in db.scalars(select(PhotoSearchDoc.facet_keys).where(PhotoSearchDoc.photo_id.in_(matching))):
+        counts.update(keys or [])
+    return _facets_of(db, owner_id, [(json.loads(key), count) for key, count in counts.items()], limit)
 
 
 def _top(items: list[dict[str, Any]], limit: int | None, *tie: str) -> list[dict[str, Any]]:
@@ -36,11 +53,18 @@ def _top(items: list[dict[str, Any]], limit: int | None, *tie: str) -> list[dict
 
 def facets_from_counts(db: Session, *, owner_id: str, limit: int = DEFAULT_FACET_LIMIT) -> dict[str, Any]:
     """The unfiltered facets from the kept counts: one read of a few hundred rows."""
+    return _facets_of(db, owner_id, read_counts(db, owner_id), limit)
+
+
+def _facets_of(
+    db: Session, owner_id: str, key_counts: list[tuple[list[Any], int]], limit: int
+) -> dict[str, Any]:
+    """The facets answer from (facet key, photo count) pairs (see services.search.facet_counts)."""
     tags: dict[str, list[dict[str, Any]]] = defaultdict(list)
     by_facet: dict[str, list[dict[str, Any]]] = defaultdict(list)
     person_counts: dict[str, int] = {}
     total = 0
-    for key, count in read_counts(db, owner_id):
+    for key, count in key_counts:
         facet, values = key[0], key[1:]
         if facet == "total":
             total = count
