@@ -43,7 +43,7 @@ from services.tagging.thresholds import (
     tag_counts,
 )
 
-DEFAULT_CACHE = Path("/tmp/shoebox-bench-cache")
+DEFAULT_CACHE = Path(__file__).resolve().parent.parent / ".export-cache" / "tag_thresholds"
 Detections = list[list[tuple[str, float]]]
 
 

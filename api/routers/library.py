@@ -1,5 +1,6 @@
 """The library: albums, trash, bulk edits, timeline, places, map and facet counts."""
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -144,12 +145,7 @@ def add_album_photos(
     db: SessionDep, models: ModelsDep, owner: CurrentOwner, album_id: str, body: PhotoSelection
 ) -> AlbumPhotosChanged:
     """Add photos by `photo_ids` or by `search` (filters and optional words), after the ones it has."""
-    album_service.get_album(db, owner_id=owner, album_id=album_id)
-    added = album_service.add_photos(
-        db, owner_id=owner, album_id=album_id, photo_ids=_selected(db, models, owner, body)
-    )
-    row = album_service.get_album(db, owner_id=owner, album_id=album_id)
-    return AlbumPhotosChanged(album=album_out(db, [row])[0], changed=added)
+    return _change_album(db, models, owner, album_id, body, album_service.add_photos)
 
 
 @albums.delete(
@@ -159,12 +155,22 @@ def remove_album_photos(
     db: SessionDep, models: ModelsDep, owner: CurrentOwner, album_id: str, body: PhotoSelection
 ) -> AlbumPhotosChanged:
     """Take photos out of the album (they stay in the library)."""
+    return _change_album(db, models, owner, album_id, body, album_service.remove_photos)
+
+
+def _change_album(
+    db: SessionDep,
+    models: ModelsDep,
+    owner: str,
+    album_id: str,
+    body: PhotoSelection,
+    change: Callable[..., int],
+) -> AlbumPhotosChanged:
+    """Add or remove the selected photos; the album (404 for another owner's) with its new counts."""
     album_service.get_album(db, owner_id=owner, album_id=album_id)
-    removed = album_service.remove_photos(
-        db, owner_id=owner, album_id=album_id, photo_ids=_selected(db, models, owner, body)
-    )
+    changed = change(db, owner_id=owner, album_id=album_id, photo_ids=_selected(db, models, owner, body))
     row = album_service.get_album(db, owner_id=owner, album_id=album_id)
-    return AlbumPhotosChanged(album=album_out(db, [row])[0], changed=removed)
+    return AlbumPhotosChanged(album=album_out(db, [row])[0], changed=changed)
 
 
 # ---- trash ---------------------------------------------------------------------------------------
