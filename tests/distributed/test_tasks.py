@@ -213,6 +213,15 @@ def _count_whole_job_batch(
 register_job_type(JobType(name="test-whole", handler=_count_whole_job_batch, batch_size=lambda s: 2))
 
 
+def _queue_only_a_whole_job(context: JobContext, owner_id: str, ids: list[str]) -> str:
+    """A `test-whole` job, the only queued one (earlier tests' leftovers are cancelled)."""
+    with context.sessions() as db:
+        db.execute(update(Job).where(Job.state == "queued").values(state="cancelled"))
+        job_id = create_job(db, owner_id=owner_id, type="test-whole", items=ids).id
+        db.commit()
+    return job_id
+
+
 def test_a_job_that_is_not_split_runs_whole_on_the_default_queue_once(
     context: JobContext,
     runtime: WorkerRuntime,
@@ -220,10 +229,7 @@ def test_a_job_that_is_not_split_runs_whole_on_the_default_queue_once(
     photo_ids: tuple[OwnerAuth, list[str]],
 ) -> None:
     owner, ids = photo_ids
-    with context.sessions() as db:
-        db.execute(update(Job).where(Job.state == "queued").values(state="cancelled"))
-        job_id = create_job(db, owner_id=owner.id, type="test-whole", items=ids).id
-        db.commit()
+    job_id = _queue_only_a_whole_job(context, owner.id, ids)
     _whole_job_runs.clear()
     assert dispatch_queued_jobs(context.sessions, broker, context.settings, "dispatcher") == 1
     assert _tasks(context, job_id) == [] and broker.queues["default"].qsize() == 1
@@ -300,10 +306,7 @@ def test_a_whole_job_on_which_workers_died_fails_instead_of_killing_more(
     photo_ids: tuple[OwnerAuth, list[str]],
 ) -> None:
     owner, ids = photo_ids
-    with context.sessions() as db:
-        db.execute(update(Job).where(Job.state == "queued").values(state="cancelled"))
-        job_id = create_job(db, owner_id=owner.id, type="test-whole", items=ids).id
-        db.commit()
+    job_id = _queue_only_a_whole_job(context, owner.id, ids)
     assert dispatch_queued_jobs(context.sessions, broker, context.settings, "dispatcher") == 1
     with context.sessions() as db:
         # As two deliveries left it: each worker that took it was killed.
