@@ -27,8 +27,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from core.config import get_settings  # noqa: E402
 from services.inference.face_align import align_face  # noqa: E402
-from services.inference.faces import FaceAnalyzer, FaceEmbedder  # noqa: E402
+from services.inference.models import ModelSet  # noqa: E402
 
 CACHE_DIR = Path(
     os.environ.get("SHOEBOX_FACE_CACHE", Path(__file__).resolve().parent.parent / ".export-cache" / "faces")
@@ -135,7 +136,8 @@ def load_faces(folder: Path, pad: float = 0.0, verbose: bool = True) -> FaceSet:
                 data["recognisable"],
                 float(data["seconds"]),
             )
-    analyzer = FaceAnalyzer(embedder=FaceEmbedder(flip_tta=True))
+    # The service's own face pipeline (default detector, embedder with flip TTA), one ONNX thread.
+    analyzer = ModelSet(get_settings().model_copy(update={"onnx_intra_op_threads": 1})).faces
     foamliu = FoamliuEmbedder()
     n = len(files)
     found = np.zeros(n, dtype=bool)
