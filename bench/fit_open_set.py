@@ -39,13 +39,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _face_cache import REPO_ROOT, FaceSet, load_faces
 
-from services.faces.recognition import Bars, FaceState, decide
+from services.faces.recognition import Bars, FaceState, _clusters, decide
 
 FIT_TAUGHT = (1, 2, 3, 5, 10, 20, 50)  # numbers of taught people a bar is fitted for
 FIT_KS = (1, 3, 5)  # labelled photos per person in the fitting trials (LFW people have 5-10 photos)
 TARGET_NAMED = 0.004  # share of strangers named, per face, on the fitting people
 TARGET_SUGGESTED = 0.01  # share of strangers at least suggested (0.015 left 0.981 strictly unknown)
 TARGET_RELATIVES_NAMED = 0.03  # share of a taught person's relatives named as them
+TARGET_VOUCHED_STRANGERS = 0.001  # share of strangers self-training may name, on the fitting people
+STRENGTH_GRID = tuple(round(0.05 * i, 2) for i in range(20))
+SUPPORT_GRID = (-1.0, 0.2, 0.25, 0.3, 0.35, 0.4)
+FLOOR_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 NAMED = FaceState.NAMED.value
 SUGGESTED = FaceState.SUGGESTED.value
 UNKNOWN = FaceState.UNKNOWN.value
@@ -129,6 +133,73 @@ def fit_bars(lib: Library, draws: int, seed: int, self_training: bool = True) ->
     return Bars(name=name, suggest=suggest, self_training=self_training)
 
 
+def vouch_features(
+    lib: Library, taught: np.ndarray, k: int, rng: np.random.Generator, bars: Bars
+) -> tuple[np.ndarray, int, int]:
+    """One trial's self-training candidates (any score >= the lowest floor tried) that share a cluster
+    with their best person's labels and nobody else's: rows of (membership strength, second-highest
+    cosine to the other faces of the cluster, normalised score, right person). Also the numbers of
+    genuine and stranger queries."""
+    labelled: list[int] = []
+    label_person: list[int] = []
+    for j, p in enumerate(taught):
+        labelled.extend(rng.choice(np.flatnonzero(lib.person == p), k, replace=False).tolist())
+        label_person.extend([j] * k)
+    who = np.array(label_person)
+    rest = np.setdiff1d(np.arange(len(lib.person)), labelled)
+    d = decide(lib.emb[labelled], who, lib.emb[rest], bars=replace(bars, self_training=False))
+    z2 = d.score - d.margin
+    candidates = (
+        (d.state != NAMED)
+        & (d.score >= min(FLOOR_GRID))
+        & (d.margin >= bars.margin)
+        & (z2 < bars.suggest_bar(len(taught)))
+    )
+    faces = np.concatenate([lib.emb[labelled], lib.emb[rest]])
+    n = len(labelled)
+    groups, strength = _clusters(faces, 2, None, single_cluster_fallback=False)
+    rows = []
+    for group in groups:
+        members = np.asarray(group)
+        people = np.unique(who[members[members < n]])
+        if len(people) != 1:
+            continue
+        for face in members[members >= n]:
+            i = face - n
+            if candidates[i] and d.person[i] == people[0]:
+                sims = np.sort(faces[members[members != face]] @ faces[face])
+                support = sims[-2] if len(sims) >= 2 else -1.0
+                right = taught[people[0]] == lib.person[rest][i]
+                rows.append((strength[face], support, d.score[i], float(right)))
+    genuine = np.isin(lib.person[rest], taught)
+    return np.array(rows).reshape(-1, 4), int(genuine.sum()), int((~genuine).sum())
+
+
+def fit_cluster_vouching(lib: Library, bars: Bars, draws: int, seed: int) -> Bars:
+    """The membership strength, support and score floor a cluster-vouched face needs: the grid point
+    that vouches for the most genuine faces while naming at most TARGET_VOUCHED_STRANGERS of the
+    strangers (ties: the strictest)."""
+    rng = np.random.default_rng(seed)
+    parts, n_genuine, n_strangers = [], 0, 0
+    for k in FIT_KS:
+        for t_count in (3, 10, 20):
+            pool = eligible(lib, k)
+            for _ in range(draws):
+                rows, g, st = vouch_features(lib, rng.choice(pool, t_count, replace=False), k, rng, bars)
+                parts.append(rows)
+                n_genuine, n_strangers = n_genuine + g, n_strangers + st
+    x = np.concatenate(parts)
+    # (genuine vouched, strength, support, floor): nothing is vouched when no grid point fits
+    best = (-1.0, 1.0, 1.0, np.inf)
+    for strength, support, floor in itertools.product(STRENGTH_GRID, SUPPORT_GRID, FLOOR_GRID):
+        keep = (x[:, 0] >= strength) & (x[:, 1] >= support) & (x[:, 2] >= floor)
+        wrong = (keep & (x[:, 3] == 0)).sum() / n_strangers
+        right = (keep & (x[:, 3] == 1)).sum() / n_genuine
+        if wrong <= TARGET_VOUCHED_STRANGERS and right >= best[0]:
+            best = (right, strength, support, floor)
+    return replace(bars, cluster_min_strength=best[1], cluster_support=best[2], vouch_floor=best[3])
+
+
 def fit_confidence(lib: Library, bars: Bars, draws: int, seed: int) -> tuple[float, float]:
     """Logistic fit of "the best candidate is the face's person" on (score - name bar), over trials
     with 3 and 20 taught people at k = 1, 3, 5 (strangers' candidates are always wrong)."""
@@ -172,6 +243,7 @@ def lfw_cross_validation(
         fit_people = np.concatenate([split[g] for g in range(folds) if g != f])
         # The look-alike floor comes from kin_fiw, another data set: no LFW person is used to fit it.
         bars = replace(fit_bars(lib.of(fit_people), draws, seed=100 * f), name_floor=name_floor)
+        bars = fit_cluster_vouching(lib.of(fit_people), bars, max(1, draws // 2), seed=200 * f)
         fitted.append(bars)
         held = lib.of(split[f])
         rng = np.random.default_rng(1000 + f)
@@ -206,6 +278,11 @@ def lfw_cross_validation(
             f"{fmt([o.stranger_unknown() for o in outs])} | {fmt([o.stranger_not_named() for o in outs])} |"
         )
     lines += [
+        "",
+        "Self-training fitted per fold (membership strength, support, score floor): "
+        + "; ".join(
+            f"{b.cluster_min_strength:.2f}, {b.cluster_support:.2f}, {b.vouch_floor:.1f}" for b in fitted
+        ),
         "",
         "Name bars fitted per fold: "
         + "; ".join(
@@ -395,8 +472,12 @@ def main() -> None:
         lines, _ = lfw_cross_validation(lib, args.folds, args.draws, floor)
         print("\n".join(lines), flush=True)
         print("\n".join(kin_lines), flush=True)
-        final = replace(lfw_bars, name_floor=floor)
-        print(f"Shipped bars: name {dict(final.name)} (floor {floor}), suggest {dict(final.suggest)}\n")
+        final = fit_cluster_vouching(lib, replace(lfw_bars, name_floor=floor), args.draws, seed=4321)
+        print(
+            f"Shipped bars: name {dict(final.name)} (floor {floor}), suggest {dict(final.suggest)}, "
+            f"self-training: membership strength >= {final.cluster_min_strength}, "
+            f"support >= {final.cluster_support}, score >= {final.vouch_floor}\n"
+        )
         slope, offset = fit_confidence(lib, final, args.draws, seed=777)
         print(f"Confidence: P(best candidate right) = sigmoid({slope} * (score - name bar) + {offset})\n")
         flib = Library(get(faces)[faces.found], np.array(faces.labels)[faces.found])

@@ -137,21 +137,52 @@ def test_a_rejected_person_is_never_given_again(people: dict[str, np.ndarray]) -
     assert after[1] == before[1], "a rejection touches only its face"
 
 
-def test_self_training_is_one_hop_from_the_users_labels(people: dict[str, np.ndarray]) -> None:
-    """Every face named by self-training has a neighbour named on the labels alone: pseudo-labels
-    never vouch for further faces, so nothing can snowball. With it off, nothing is vouched."""
+def test_self_training_vouches_only_from_the_users_labels(people: dict[str, np.ndarray]) -> None:
+    """Every face named by self-training shares a cluster with labelled faces of its person and of
+    nobody else: pseudo-labels never vouch for further faces, so nothing can snowball. With it off,
+    nothing is vouched."""
     names = _names(people)
     labelled = np.stack([people[p][0] for p in names])
     queries = np.concatenate([people[p][1:] for p in names])
     who = np.arange(len(names))
     d = decide(labelled, who, queries)
     direct = (d.state == FaceState.NAMED.value) & ~d.vouched
+    groups = cluster(np.concatenate([labelled, queries]), min_size=2, single_cluster_fallback=False)
+    cluster_people = {}
+    for group in groups:
+        members = np.asarray(group)
+        for row in members[members >= len(labelled)] - len(labelled):
+            cluster_people[int(row)] = set(who[members[members < len(labelled)]].tolist())
+    assert d.vouched.any(), "one photo per person leaves faces for self-training to name"
     for i in np.flatnonzero(d.vouched):
-        sims = queries @ queries[i]
-        assert (direct & (d.person == d.person[i]) & (sims >= DEFAULT_BARS.link_similarity)).any()
+        assert cluster_people.get(int(i)) == {int(d.person[i])}
+        assert d.score[i] >= DEFAULT_BARS.vouch_floor
     off = decide(labelled, who, queries, bars=replace(DEFAULT_BARS, self_training=False))
     assert not off.vouched.any()
-    assert set(np.flatnonzero(off.state == FaceState.NAMED.value)) <= set(np.flatnonzero(direct))
+    assert set(np.flatnonzero(off.state == FaceState.NAMED.value)) == set(np.flatnonzero(direct))
+
+
+def test_a_cluster_with_two_peoples_labels_vouches_for_nobody(people: dict[str, np.ndarray]) -> None:
+    """Label a second face of a person as somebody else: their cluster now holds two people's labels,
+    and none of their other faces may be named through it."""
+    names = _names(people)
+    checked = 0
+    for j in range(len(names)):
+        other = (j + 1) % len(names)
+        firsts = np.stack([people[p][0] for p in names])
+        rest = np.concatenate([people[p][1:] for p in names])
+        start = sum(len(people[p]) - 1 for p in names[:j])  # person j's faces in rest: start .. start+2
+        honest = decide(firsts, np.arange(len(names)), rest)
+        if not honest.vouched[start + 1 : start + 3].any():
+            continue
+        checked += 1
+        mixed = decide(
+            np.concatenate([firsts, rest[start : start + 1]]),
+            np.array([*range(len(names)), other]),
+            np.delete(rest, start, axis=0),
+        )
+        assert not mixed.vouched[start : start + 2].any()
+    assert checked, "no person had a face named through their cluster"
 
 
 def test_exclusive_in_one_photo(people: dict[str, np.ndarray]) -> None:

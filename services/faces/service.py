@@ -356,6 +356,8 @@ def _judge(
         cohort=_embeddings(recognisable) if recognisable else None,
         query_photo=[face.photo_id for face in judged],
         rejected={row: rejected[face.id] for row, face in enumerate(judged) if face.id in rejected},
+        labelled_photo=[face.photo_id for face in labelled],
+        clusterable=np.array([bool(face.recognisable) for face in judged]),
     )
     by_photo: dict[str, list[tuple[str, recognition.Judgement]]] = defaultdict(list)
     for face, judgement in zip(judged, results, strict=True):
