@@ -108,8 +108,9 @@ class Bars:
     # person's cluster hangs on by a single, weak link.
     cluster_min_strength: float = 0.70
     cluster_support: float = 0.30
-    # Clustering needs memory quadratic in the faces: larger libraries get no self-training.
-    cluster_max_faces: int = 10_000
+    # Clustering needs memory quadratic in the faces (0.2 GB at 5 000): larger libraries, which have
+    # more labels to learn from anyway, get no self-training.
+    cluster_max_faces: int = 5_000
 
     @staticmethod
     def _lookup(table: Mapping[int, float], taught: int) -> float:
