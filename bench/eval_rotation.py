@@ -1,7 +1,7 @@
 """Rotation suggestions on real photos turned at random: the rotation head against the detector probes.
 
 Usage: .venv/bin/python bench/eval_rotation.py --fit FOLDER [...] --report FOLDER [...] [--limit N]
-       [--seed S] [--out bench/reports/rotation.json]
+       [--seed S] [--previous-head FILE] [--out bench/reports/rotation.json]
 
 Each photo (assumed upright, as in the test sets) is turned by 0/90/180/270 degrees at random; the
 check must name the clockwise turn that puts it right. On the same turned photos, in one run:
@@ -13,6 +13,9 @@ check must name the clockwise turn that puts it right. On the same turned photos
 - `head + mosaic` (what the service runs): where the head hesitates (no turn at HEAD_SURE), its
   log-probabilities plus the detectors' upright evidence per turn, from one detector pass over a 2x2
   mosaic of the four turns; elsewhere the head alone.
+- with --previous-head, `head (previous)` and `head + mosaic (previous)`: the same two with an earlier
+  head of one upright score per view (input [N,1280], output [N,1]: main's head before the views were
+  scored together), on the same photos and mosaics, so old and new are compared in one run.
 
 The probability bar (and for `head + mosaic` the evidence weight) are chosen on the --fit photos (the
 most accurate choice whose non-zero suggestions are right >= 0.95 there) and reported on the --report
@@ -38,6 +41,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from core.config import get_settings  # noqa: E402
 from services.inference.models import ModelSet  # noqa: E402
+from services.inference.runtime import OnnxSession  # noqa: E402
 from services.photos.images import ANALYSIS_MAX_SIDE, load_oriented  # noqa: E402
 from services.quality.rotation import (  # noqa: E402
     EVIDENCE_WEIGHT,
@@ -76,7 +80,22 @@ def probe_evidence(models: ModelSet, shown: Any, stored: float) -> list[float]:
     return [stored, *(upright_evidence(d, [f.score for f in fs]) for d, fs in zip(found, faces, strict=True))]
 
 
-def collect(models: ModelSet, paths: list[Path], rng: random.Random) -> list[dict[str, Any]]:
+def previous_head_probabilities(
+    session: OnnxSession, models: ModelSet, shown: Any, embedding: np.ndarray
+) -> list[float]:
+    """An earlier head's turn probabilities: one upright score per view, a softmax over the four."""
+    views = np.concatenate(
+        [embedding[None, None, :], models.labels.embed_turns([shown], ROTATIONS[1:])], axis=1
+    )
+    (scores,) = session.run({session.input_names[0]: views.reshape(len(ROTATIONS), -1)})
+    logits = np.asarray(scores, dtype=np.float64).ravel()
+    exp = np.exp(logits - logits.max())
+    return [float(p) for p in exp / exp.sum()]
+
+
+def collect(
+    models: ModelSet, paths: list[Path], rng: random.Random, previous: OnnxSession | None = None
+) -> list[dict[str, Any]]:
     """Per photo: the turn, the stored evidence, each check's evidence and its time."""
     rows = []
     for path in paths:
@@ -95,11 +114,19 @@ def collect(models: ModelSet, paths: list[Path], rng: random.Random) -> list[dic
         started = time.perf_counter()
         row["head"] = models.rotation.turn_probabilities([shown], embedding[None, :])[0].tolist()
         row["head_seconds"] = time.perf_counter() - started
+        if previous is not None:
+            started = time.perf_counter()
+            row["head (previous)"] = previous_head_probabilities(previous, models, shown, embedding)
+            row["head (previous)_seconds"] = time.perf_counter() - started
         started = time.perf_counter()
         row["mosaic"] = mosaic_evidence(shown, models.objects, models.faces.detector)
         row["mosaic_seconds"] = time.perf_counter() - started
         rows.append(row)
     return rows
+
+
+def head_key(check: str) -> str:
+    return "head (previous)" if check.endswith("(previous)") else "head"
 
 
 def decide(row: dict[str, Any], check: str, bar: float, weight: float) -> int:
@@ -109,9 +136,9 @@ def decide(row: dict[str, Any], check: str, bar: float, weight: float) -> int:
         scores = np.asarray(row["probes"])
         best = int(scores.argmax())
         return ROTATIONS[best] if best and scores[best] - scores[0] >= PROBE_MIN_GAIN else 0
-    head = np.asarray(row["head"])
+    head = np.asarray(row[head_key(check)])
     # As the service does: the mosaic pass only where the head hesitates.
-    mosaic = check == "head + mosaic" and not head_is_sure(head)
+    mosaic = check.startswith("head + mosaic") and not head_is_sure(head)
     evidence = row["mosaic"] if mosaic else [0.0] * 4
     probabilities = combined_probabilities(head, [weight * e for e in evidence])
     best = int(probabilities.argmax())
@@ -133,7 +160,7 @@ def score(rows: list[dict[str, Any]], check: str, bar: float, weight: float = 1.
 def choose(rows: list[dict[str, Any]], check: str) -> tuple[float, float]:
     """The most accurate (bar, weight) whose non-zero suggestions are right >= 0.95 (ties: lower)."""
     best, best_accuracy = (BARS[-1], 1.0), -1.0
-    for weight in WEIGHTS if check == "head + mosaic" else [1.0]:
+    for weight in WEIGHTS if check.startswith("head + mosaic") else [1.0]:
         for bar in BARS:
             result = score(rows, check, bar, weight)
             if result["nonzero_right"] >= 0.95 and result["accuracy"] > best_accuracy:
@@ -149,25 +176,35 @@ def main() -> None:
     parser.add_argument("--report", type=Path, nargs="+", required=True)
     parser.add_argument("--limit", type=int, default=150, help="photos per folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--previous-head", type=Path, default=None, help="an earlier rotation_head.onnx to compare with"
+    )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "reports" / "rotation.json")
     args = parser.parse_args()
-    models = ModelSet(get_settings())
+    settings = get_settings()
+    models = ModelSet(settings)
+    previous = None if args.previous_head is None else OnnxSession(args.previous_head, settings)
     rng = random.Random(args.seed)
-    fit_rows = collect(models, photos(args.fit, args.limit), rng)
-    report_rows = collect(models, photos(args.report, args.limit), rng)
+    fit_rows = collect(models, photos(args.fit, args.limit), rng, previous)
+    report_rows = collect(models, photos(args.report, args.limit), rng, previous)
     summary: dict[str, Any] = {"fit_photos": len(fit_rows), "report_photos": len(report_rows), "checks": {}}
     timing = {
         "probes": ["probes_seconds"],
         "head": ["head_seconds"],
         "head + mosaic": ["head_seconds", "mosaic_seconds"],
+        "head (previous)": ["head (previous)_seconds"],
+        "head + mosaic (previous)": ["head (previous)_seconds", "mosaic_seconds"],
     }
-    for check in ("probes", "head", "head + mosaic"):
+    checks = ["probes", "head", "head + mosaic"]
+    if previous is not None:
+        checks[1:1] = ["head (previous)", "head + mosaic (previous)"]
+    for check in checks:
         bar, weight = (0.0, 0.0) if check == "probes" else choose(fit_rows, check)
         seconds = [
             sum(
                 row[k]
                 for k in timing[check]
-                if k != "mosaic_seconds" or not head_is_sure(np.asarray(row["head"]))
+                if k != "mosaic_seconds" or not head_is_sure(np.asarray(row[head_key(check)]))
             )
             for row in fit_rows + report_rows
         ]

@@ -1,7 +1,8 @@
 """Which way up a photo is: the trained rotation head over EfficientNet-Lite0's embedding of each turn.
 
-The head (onnx_models/train_rotation_head.py) scores how upright one view looks; a photo's four
-clockwise turns compete through a softmax over their scores. The labeler's embedding of the photo as
+The head (onnx_models/train_rotation_head.py) scores each of a photo's four clockwise turns from
+that turn's view together with the other three (what it becomes turned further); the four compete
+through a softmax over their scores. The labeler's embedding of the photo as
 stored is the analysis' own (labels), so the check costs three more labeler passes of the centre crop,
 turned as a tensor (ImageLabeler.embed_turns), instead of three detector runs.
 """
@@ -52,9 +53,8 @@ class RotationHead(InferenceModel):
             return np.zeros((0, len(TURNS)), dtype=np.float32)
         turned = self.labeler.embed_turns(images, TURNS[1:])
         views = np.concatenate([np.asarray(upright_embeddings, dtype=np.float32)[:, None, :], turned], axis=1)
-        flat = np.ascontiguousarray(views.reshape(-1, views.shape[-1]))
-        (scores,) = self.onnx.run({self.input_name: flat}, [self.output_name])
-        logits = scores.reshape(len(images), len(TURNS)).astype(np.float64)
+        (scores,) = self.onnx.run({self.input_name: np.ascontiguousarray(views)}, [self.output_name])
+        logits = np.asarray(scores, dtype=np.float64).reshape(len(images), len(TURNS))
         logits -= logits.max(axis=1, keepdims=True)
         probabilities = np.exp(logits)
         normalised: np.ndarray = (probabilities / probabilities.sum(axis=1, keepdims=True)).astype(np.float32)
