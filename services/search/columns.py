@@ -128,6 +128,7 @@ class OwnerColumns:
         self.kind_codes: dict[str, list[int]] = {}  # "camera", "place", ... -> their keys
         # Visible photos whose document has no facet keys yet: counted by queries while any exist.
         self.unkeyed: set[str] = set()
+        self._order: np.ndarray | None = None
 
     # ---- keeping up with the database ----------------------------------------------------------
 
@@ -187,6 +188,7 @@ class OwnerColumns:
         if row is not None:
             self.alive[row] = False
             self.dead += 1
+            self._order = None
         self.unkeyed.discard(photo_id)
 
     def _reserve(self, rows: int, entries: int) -> None:
@@ -246,6 +248,7 @@ class OwnerColumns:
         self.entry_codes[self.entries : self.entries + len(entry_codes)] = entry_codes
         self.entries += len(entry_rows)
         self.size = end
+        self._order = None
 
     def _compact(self) -> None:
         """Squeeze out the dead rows and their keys."""
@@ -263,6 +266,7 @@ class OwnerColumns:
         self.row_of = {photo_id: row for row, photo_id in enumerate(self.ids)}
         self.size = len(self.ids)
         self.dead = 0
+        self._order = None
 
     # ---- counting --------------------------------------------------------------------------------
 
@@ -436,31 +440,41 @@ class OwnerColumns:
     def _timeline(
         self, mask: np.ndarray, bucket: Bucket, newest_first: bool
     ) -> list[tuple[str | None, int, str]]:
-        """Newest first (or oldest first), the undated photos last. Ties for the earliest capture time
-        go to the smallest id, as the grouped query's (taken_at, id) order does; the undated bucket's
-        photo is its smallest id."""
-        rows = np.nonzero(mask)[0]
-        dated = self.dated[rows]
-        dated_rows = rows[dated]
-        taken = self.taken[dated_rows]
-        codes = taken.astype("datetime64[us]").astype(f"datetime64[{_UNIT[bucket]}]")
-        buckets, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
-        inverse = inverse.reshape(-1)
-        earliest = np.full(len(buckets), np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(earliest, inverse, taken)
-        first: dict[int, str] = {}
-        for candidate in np.nonzero(taken == earliest[inverse])[0].tolist():
-            index = int(inverse[candidate])
-            photo_id = self.ids[int(dated_rows[candidate])]
-            if index not in first or photo_id < first[index]:
-                first[index] = photo_id
-        labels = [str(label) for label in np.datetime_as_string(buckets)]
-        order = range(len(buckets) - 1, -1, -1) if newest_first else range(len(buckets))
-        result: list[tuple[str | None, int, str]] = [(labels[i], int(counts[i]), first[i]) for i in order]
-        undated = rows[~dated]
+        """Newest first (or oldest first), the undated photos last. Walking the dated rows in (taken_at,
+        id) order, as the grouped query orders them, makes each bucket's first row its earliest photo
+        (ties to the smallest id); the undated bucket's photo is its smallest id."""
+        order = self._taken_order()
+        rows = order[mask[order]]
+        codes = self.taken[rows].astype("datetime64[us]").astype(f"datetime64[{_UNIT[bucket]}]")
+        starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1]))) if len(rows) else rows
+        counts = np.diff(np.append(starts, len(rows))).tolist()
+        labels = [str(label) for label in np.datetime_as_string(codes[starts])]
+        first = [self.ids[row] for row in rows[starts].tolist()]
+        result: list[tuple[str | None, int, str]] = list(zip(labels, counts, first, strict=True))
+        if newest_first:
+            result.reverse()
+        undated = np.flatnonzero(mask & ~self.dated[: self.size])
         if len(undated):
             result.append((None, len(undated), min(self.ids[row] for row in undated.tolist())))
         return result
+
+    def _taken_order(self) -> np.ndarray:
+        """The live dated rows by (capture time, id), kept until the rows change."""
+        if self._order is None:
+            dated = np.flatnonzero(self.alive[: self.size] & self.dated[: self.size])
+            order = dated[np.argsort(self.taken[dated], kind="stable")]
+            taken = self.taken[order]
+            # Equal capture times (a burst) are put in id order; there are few of them.
+            tied = np.flatnonzero(taken[1:] == taken[:-1])
+            if len(tied):
+                starts = tied[np.concatenate(([True], tied[1:] != tied[:-1] + 1))]
+                for start in starts.tolist():
+                    end = start + 1
+                    while end < len(order) and taken[end] == taken[start]:
+                        end += 1
+                    order[start:end] = sorted(order[start:end].tolist(), key=self.ids.__getitem__)
+            self._order = order
+        return self._order
 
 
 def _plain(text: str) -> bool:
