@@ -82,7 +82,7 @@ MAX_OWNERS = 64
 # Ids per IN list when re-reading changed photos.
 _CHUNK = 1000
 _EPOCH = datetime(1970, 1, 1)
-_ROW_COLUMNS = ("alive", "taken", "dated", "favorite", "rating", "quality", "lat", "lon", "has_faces")
+_ROW_COLUMNS = ("ids", "alive", "taken", "dated", "favorite", "rating", "quality", "lat", "lon", "has_faces")
 
 
 def _micros(moment: datetime) -> int:
@@ -104,7 +104,7 @@ class OwnerColumns:
         self._clear()
 
     def _clear(self) -> None:
-        self.ids: list[str] = []
+        self.ids = np.zeros(0, dtype=object)  # the photo id of each row
         self.row_of: dict[str, int] = {}
         self.size = 0
         self.dead = 0
@@ -226,7 +226,6 @@ class OwnerColumns:
         entry_rows: list[int] = []
         entry_codes: list[int] = []
         for row, (photo_id, *_, keys) in enumerate(rows, start=first):
-            self.ids.append(photo_id)
             self.row_of[photo_id] = row
             if keys is None:
                 self.unkeyed.add(photo_id)
@@ -235,6 +234,7 @@ class OwnerColumns:
                 entry_rows.append(row)
                 entry_codes.append(self._code(key))
         self._reserve(end, self.entries + len(entry_rows))
+        self.ids[first:end] = [r[0] for r in rows]
         self.alive[first:end] = True
         self.dated[first:end] = [r[1] is not None for r in rows]
         self.taken[first:end] = [_micros(r[1]) if r[1] is not None else 0 for r in rows]
@@ -262,9 +262,8 @@ class OwnerColumns:
         self.entry_codes = self.entry_codes[: self.entries][kept].copy()
         self.entry_rows = new_row[rows[kept]].astype(np.int32)
         self.entries = len(self.entry_rows)
-        self.ids = [self.ids[row] for row in keep.tolist()]
-        self.row_of = {photo_id: row for row, photo_id in enumerate(self.ids)}
-        self.size = len(self.ids)
+        self.row_of = {photo_id: row for row, photo_id in enumerate(self.ids.tolist())}
+        self.size = len(keep)
         self.dead = 0
         self._order = None
 
@@ -448,14 +447,14 @@ class OwnerColumns:
         codes = self.taken[rows].astype("datetime64[us]").astype(f"datetime64[{_UNIT[bucket]}]")
         starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1]))) if len(rows) else rows
         counts = np.diff(np.append(starts, len(rows))).tolist()
-        labels = [str(label) for label in np.datetime_as_string(codes[starts])]
-        first = [self.ids[row] for row in rows[starts].tolist()]
+        labels = np.datetime_as_string(codes[starts]).tolist()
+        first = self.ids[rows[starts]].tolist()
         result: list[tuple[str | None, int, str]] = list(zip(labels, counts, first, strict=True))
         if newest_first:
             result.reverse()
         undated = np.flatnonzero(mask & ~self.dated[: self.size])
         if len(undated):
-            result.append((None, len(undated), min(self.ids[row] for row in undated.tolist())))
+            result.append((None, len(undated), min(self.ids[undated].tolist())))
         return result
 
     def _taken_order(self) -> np.ndarray:
@@ -472,7 +471,7 @@ class OwnerColumns:
                     end = start + 1
                     while end < len(order) and taken[end] == taken[start]:
                         end += 1
-                    order[start:end] = sorted(order[start:end].tolist(), key=self.ids.__getitem__)
+                    order[start:end] = sorted(order[start:end].tolist(), key=lambda row: str(self.ids[row]))
             self._order = order
         return self._order
 
