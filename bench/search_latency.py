@@ -19,6 +19,8 @@ Usage: .venv/bin/python bench/search_latency.py [--photos 100000] [--queries 200
 
    With --library: only the library's overview endpoints instead (GET /v1/timeline by year, month
    and day, with and without a random filter; GET /v1/facets with and without one; GET /v1/map).
+   --keep keeps the filled library and --reuse times it again without a fill (minutes at 100 000
+   photos), e.g. the code before and after a change on the same library.
 
 SPEC 6 bar: p95 < 50 ms for text and image search at 100 000 photos; issue 15: p95 < 100 ms for
 the timeline and facets.
@@ -348,15 +350,33 @@ def summarise(name: str, times: list[float]) -> dict[str, Any]:
     return row
 
 
+def library_facts(database_url: str, seed: int) -> dict[str, Any]:
+    """What the timed requests draw from, read back from a library an earlier run filled (--keep)."""
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        owner_id = conn.scalar(select(Owner.id).where(Owner.name == "default"))
+        photo_ids = list(conn.scalars(select(Photo.id).where(Photo.owner_id == owner_id).order_by(Photo.id)))
+    engine.dispose()
+    objects, labels, _, _ = load_vocabulary()
+    # fill_database draws its places first, from the same seed.
+    places = load_places(random.Random(seed), 400)
+    return {"photo_ids": photo_ids, "places": places, "objects": objects, "labels": labels}
+
+
 def run(args: argparse.Namespace, database_url: str | None) -> None:
     env = {"SHOEBOX_RUN_JOB_WORKERS": "false"}
     if database_url:
         env["SHOEBOX_DATABASE_URL"] = database_url
-    with running_service(env) as service:
+    with running_service(env, keep_data=args.keep) as service:
         url = database_url or f"sqlite:///{service.db_path}"
-        started = time.perf_counter()
-        facts = fill_database(url, args.photos, args.seed)
-        print(f"[fill] {args.photos} photos in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+        if args.reuse:
+            facts = library_facts(url, args.seed)
+        else:
+            started = time.perf_counter()
+            facts = fill_database(url, args.photos, args.seed)
+            print(f"[fill] {args.photos} photos in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+        if args.keep:
+            print(f"[keep] time this library again with --reuse {url}", file=sys.stderr)
         client = service.client
         rng = random.Random(args.seed + 1)
         if args.library:
@@ -502,7 +522,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--library", action="store_true", help="time the timeline, facets and map instead")
     parser.add_argument("--postgres", help="admin URL of a PostgreSQL server; a throw-away database is used")
+    parser.add_argument("--keep", action="store_true", help="keep the filled library (its URL is printed)")
+    parser.add_argument(
+        "--reuse",
+        help="database URL of a library an earlier run kept: no fill (same --seed), e.g. old vs new",
+    )
     args = parser.parse_args()
+    if args.reuse:
+        run(args, args.reuse)
+        return
     if not args.postgres:
         run(args, None)
         return
@@ -513,8 +541,9 @@ def main() -> None:
     try:
         run(args, make_url(args.postgres).set(database=name).render_as_string(hide_password=False))
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if not args.keep:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 

@@ -1,7 +1,8 @@
 """Facet counts for the current filters: how many photos each tag, person, camera, year, place,
 favourite state and rating would leave. Unfiltered (how a gallery opens): read from the counts the
-document writer keeps (services.search.facet_counts). Filtered: one grouped query per facet over the
-filtered photos."""
+document writer keeps (services.search.facet_counts). Filtered: the facet keys of the matching photos
+counted on the owner's photo columns in memory (services.search.columns). Archived photos keep no
+facet keys, so they are counted by grouped queries."""
 
 import json
 from collections import Counter, defaultdict
@@ -16,6 +17,7 @@ from services.jobs.service import JobContext
 from services.library.timeline import bucket_of
 from services.photos.filters import PhotoFilters
 from services.photos.service import apply_filters
+from services.search.columns import owner_columns
 from services.search.documents import build_facet_counts
 from services.search.facet_counts import counts_ready, owners_to_build, read_counts
 
@@ -31,7 +33,10 @@ def facets(
         return counted_facets(db, owner_id=owner_id, filters=filters, limit=limit)
     if filters == PhotoFilters():
         return facets_from_counts(db, owner_id=owner_id, limit=limit)
-    return filtered_facets_from_keys(db, owner_id=owner_id, filters=filters, limit=limit)
+    counted = owner_columns(db, owner_id).facet_counts(db, filters)
+    if counted is None:
+        return filtered_facets_from_keys(db, owner_id=owner_id, filters=filters, limit=limit)
+    return _facets_of(db, owner_id, counted, limit)
 
 
 def filtered_facets_from_keys(

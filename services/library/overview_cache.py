@@ -1,10 +1,10 @@
 """A per-process cache of the library overviews (timeline, facets) keyed by the owner's change number.
 
-Both are full grouped counts over the owner's photos, while a gallery asks for the same few of them
-again and again between changes. Every change of a photo bumps the owner's change number in the
-database (services.search.documents.bump_version, called by the photos_changed and photos_deleted
-hooks, and by album membership changes), so an entry is used only while the number it was computed
-at is still current: several API processes never serve each other's stale counts.
+Both are counts over all of the owner's photos that pass the filters, while a gallery asks for the
+same few of them again and again between changes. Every change of a photo bumps the owner's change
+number in the database (services.search.documents.bump_version, called by the photos_changed and
+photos_deleted hooks, and by album membership changes), so an entry is used only while the number it
+was computed at is still current: several API processes never serve each other's stale counts.
 """
 
 import threading

@@ -1,4 +1,6 @@
-"""The timeline: photo counts per year, month or day of capture, from one grouped query."""
+"""The timeline: photo counts per year, month or day of capture, counted on the owner's photo columns
+in memory (services.search.columns), or by one grouped query where those cannot count (archived
+photos, a library whose documents predate the facet keys)."""
 
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -10,6 +12,7 @@ from sqlalchemy.orm import Session
 from db.models import Photo
 from services.photos.filters import PhotoFilters
 from services.photos.service import apply_filters
+from services.search.columns import owner_columns
 
 Bucket = Literal["year", "month", "day"]
 # Characters of the stored capture time that make the label: SQLite keeps DATETIME as ISO text
@@ -36,8 +39,19 @@ def bucket_of(db: Session, column: Any, bucket: Bucket) -> ColumnElement[str]:
 def timeline(
     db: Session, *, owner_id: str, filters: PhotoFilters, bucket: Bucket, newest_first: bool = True
 ) -> list[TimelineBucket]:
-    """Buckets newest first (or oldest first), undated photos last, each with its earliest photo, from
-    one grouped query."""
+    """Buckets newest first (or oldest first), undated photos last, each with its earliest photo."""
+    counted = owner_columns(db, owner_id).timeline(db, filters, bucket, newest_first)
+    if counted is None:
+        return grouped_timeline(
+            db, owner_id=owner_id, filters=filters, bucket=bucket, newest_first=newest_first
+        )
+    return [TimelineBucket(bucket=b, count=n, first_photo_id=pid) for b, n, pid in counted]
+
+
+def grouped_timeline(
+    db: Session, *, owner_id: str, filters: PhotoFilters, bucket: Bucket, newest_first: bool = True
+) -> list[TimelineBucket]:
+    """The timeline from one grouped query over the filtered photos."""
     label = bucket_of(db, Photo.taken_at, bucket).label("bucket")
     first_photo: Any
     if db.get_bind().dialect.name == "sqlite":

@@ -6,16 +6,18 @@ import json
 import subprocess
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import delete, update
 
 import services.library.facets as facet_service
+import services.library.timeline as timeline_service
 from api.main import create_app
 from db.models import Photo
 from db.search_models import FacetCount, PhotoSearchDoc, SearchOwnerState
@@ -23,6 +25,7 @@ from db.session import session_scope
 from db.types import utcnow
 from services.library.trash import purge_expired
 from services.photos.filters import PhotoFilters
+from services.search.columns import owner_columns
 from services.search.documents import build_facet_counts
 from services.search.facet_counts import counts_ready
 from tests.api.test_photos_upload import expected_capture_time
@@ -204,6 +207,45 @@ def test_facets_count_what_the_filters_leave(app_client: TestClient, exif_librar
     assert all(p["country"] == "Italy" for p in italy["places"])
 
 
+def test_filtered_overviews_equal_the_grouped_queries(
+    app_client: TestClient, exif_library: tuple[OwnerAuth, dict[str, str]]
+) -> None:
+    """Every filter of the one filter model, counted on the photo columns, against the grouped queries:
+    text filters with LIKE's wildcards or non-ASCII letters (asked of the database), a radius across
+    the antimeridian, an album."""
+    owner, ids = exif_library
+    lat, lon = located("exif_0042.jpg")  # type: ignore[misc]
+    chosen = sorted(ids.values())[:4]
+    chosen_album = album(app_client, owner, name="overview")["id"]
+    added = app_client.post(
+        f"/v1/albums/{chosen_album}/photos", headers=owner.headers, json={"photo_ids": chosen}
+    )
+    assert added.status_code < 300, added.text
+    filter_sets: list[dict[str, Any]] = [
+        {"camera": "nikon"},
+        {"camera": "p60_0"},
+        {"camera": "canon eos"},
+        {"camera": "Ñikon"},
+        {"place": "italy"},
+        {"place": " ITALY "},
+        {"place": "İtaly"},
+        {"lat": lat, "lon": lon, "radius_km": 50},
+        {"lat": 43.47, "lon": 11.88, "radius_km": 2000},
+        {"lat": 0.0, "lon": 179.9, "radius_km": 1000},
+        {"has_gps": "true"},
+        {"has_gps": "false", "taken_after": "2008-01-01T00:00:00+02:00"},
+        {"taken_before": "2012-12-31T23:59:59"},
+        {"min_quality": 40},
+        {"album": chosen_album},
+        {"album": chosen_album, "camera": "canon"},
+        {"tags": "nothing-has-this"},
+        {"people": "no-such-person"},
+    ]
+    assert_overviews_exact(app_client, owner, filter_sets)
+    some = http_answers(app_client, owner, {"camera": "p60_0"})
+    assert some[1]["total"] > 0, "the wildcard should match the COOLPIX P6000"
+
+
 def canonical(facets: dict[str, Any]) -> dict[str, Any]:
     """Facets with each list in one order (ties may come back in any order)."""
 
@@ -218,6 +260,60 @@ def canonical(facets: dict[str, Any]) -> dict[str, Any]:
         else value
         for name, value in facets.items()
     }
+
+
+def grouped_answers(
+    client: TestClient, owner: OwnerAuth, params: dict[str, Any]
+) -> tuple[dict[str, list[tuple[Any, ...]]], dict[str, Any]]:
+    """The timelines and facets for these filters as the grouped SQL queries count them."""
+    filters = PhotoFilters(**params)
+    with session_scope(client.app.state.sessions) as db:  # type: ignore[attr-defined]
+        timelines = {
+            bucket: [
+                (b.bucket, b.count, b.first_photo_id)
+                for b in timeline_service.grouped_timeline(
+                    db, owner_id=owner.id, filters=filters, bucket=bucket
+                )
+            ]
+            for bucket in ("year", "month", "day")
+        }
+        facets = facet_service.counted_facets(db, owner_id=owner.id, filters=filters, limit=200)
+    return timelines, canonical(facets)
+
+
+def http_answers(
+    client: TestClient, owner: OwnerAuth, params: dict[str, Any]
+) -> tuple[dict[str, list[tuple[Any, ...]]], dict[str, Any]]:
+    timelines = {}
+    for bucket in ("year", "month", "day"):
+        response = client.get("/v1/timeline", headers=owner.headers, params={"bucket": bucket, **params})
+        assert response.status_code == 200, response.text
+        timelines[bucket] = [(i["bucket"], i["count"], i["first_photo_id"]) for i in response.json()["items"]]
+    response = client.get("/v1/facets", headers=owner.headers, params={"limit": 200, **params})
+    assert response.status_code == 200, response.text
+    return timelines, canonical(response.json())
+
+
+def assert_overviews_exact(client: TestClient, owner: OwnerAuth, filter_sets: list[dict[str, Any]]) -> None:
+    """Timeline and facets through HTTP (photo columns in memory, overview cache) equal the grouped
+    queries over the database, for each set of filters. The undated bucket's first photo is left out:
+    SQLite's bare column of an all-NULL min() is any of its photos."""
+    with session_scope(client.app.state.sessions) as db:  # type: ignore[attr-defined]
+        assert owner_columns(db, owner.id).serves(PhotoFilters()), "the columns should count"
+    for params in filter_sets:
+        (timelines, facets), (expected_timelines, expected_facets) = (
+            http_answers(client, owner, params),
+            grouped_answers(client, owner, params),
+        )
+        for bucket, items in timelines.items():
+            expected = expected_timelines[bucket]
+            assert [(b, n) for b, n, _ in items] == [(b, n) for b, n, _ in expected], (params, bucket)
+            assert [(b, p) for b, _, p in items if b] == [(b, p) for b, _, p in expected if b], (
+                params,
+                bucket,
+            )
+        if params:  # unfiltered facets come from the kept counts, compared above
+            assert facets == expected_facets, params
 
 
 def test_kept_facet_counts_equal_counting_after_every_kind_of_change(app_client: TestClient) -> None:
@@ -236,6 +332,21 @@ def test_kept_facet_counts_equal_counting_after_every_kind_of_change(app_client:
 
     kept, counted = both()
     assert kept == counted and kept["total"] == 14
+    # Filtered overviews through HTTP, asked before and after each change: never a stale count.
+    filter_sets: list[dict[str, Any]] = [
+        {},
+        {"favorite": "true"},
+        {"min_rating": 2},
+        {"tags": "kept"},
+        {"any_tags": "kept,bulked"},
+        {"has_faces": "true"},
+        {"has_faces": "false"},
+        {"taken_after": "2005-01-01T00:00:00"},
+        {"camera": "canon"},
+        {"min_rating": 1, "has_gps": "false"},
+        {"archived": "true"},
+    ]
+    assert_overviews_exact(app_client, owner, filter_sets)
     photo_ids = list(ids.values())
     face_ids = [
         app_client.get(f"/v1/photos/{p}/faces", headers=owner.headers).json()["items"][0]["id"]
@@ -288,6 +399,8 @@ def test_kept_facet_counts_equal_counting_after_every_kind_of_change(app_client:
             assert not hasattr(answer, "status_code") or answer.status_code < 300, (what, answer.text)
         kept, counted = both()
         assert kept == counted, what
+        people = [{"people": person["value"]} for person in kept["people"]]
+        assert_overviews_exact(app_client, owner, [*filter_sets, *people])
     person = next(iter(kept["people"]))
     assert person["name"] == "Elton" and person["count"] == 2 and kept["total"] == 13
     # Filtered facets sum the matching photos' kept keys: the same as counting them.
@@ -325,6 +438,80 @@ def test_kept_facet_counts_equal_counting_after_every_kind_of_change(app_client:
         assert build_facet_counts(db, owner.id, batch=5) == 14  # the purged photo's tombstone included
         assert counts_ready(db, owner.id)
     assert both()[0] == kept
+
+
+def test_filtered_overviews_follow_every_change_and_stay_owner_scoped(app_client: TestClient) -> None:
+    """The filtered timeline and facets come from photo columns kept in memory: through HTTP, each
+    answer after a change equals the grouped queries, and another owner's changes never show."""
+    names = sorted(EXIF_TRUTH)[:10]
+    mine, theirs = new_owner(app_client), new_owner(app_client)
+    ids = list(upload(app_client, mine, exif_files(names)).values())
+    their_ids = list(upload(app_client, theirs, exif_files(names)).values())
+    filter_sets: list[dict[str, Any]] = [
+        {},
+        {"favorite": "true"},
+        {"min_rating": 3},
+        {"tags": "sea"},
+        {"tags": "sea,boat"},
+        {"any_tags": "boat,sky"},
+        {"taken_before": "2010-01-01T00:00:00"},
+        {"has_gps": "true", "min_rating": 1},
+        {"camera": "nikon", "favorite": "false"},
+    ]
+    assert_overviews_exact(app_client, mine, filter_sets)
+    before = [http_answers(app_client, mine, params) for params in filter_sets]
+
+    def tag(owner: OwnerAuth, photo_id: str, name: str) -> None:
+        response = app_client.post(f"/v1/photos/{photo_id}/tags", headers=owner.headers, json={"name": name})
+        assert response.status_code in (200, 201), response.text
+
+    # The other owner changes the same files: my answers stay what they were.
+    patch(app_client, theirs, their_ids[0], {"favorite": True, "rating": 5})
+    tag(theirs, their_ids[1], "sea")
+    patch(app_client, theirs, their_ids[2], {"archived": True})
+    assert app_client.delete(f"/v1/photos/{their_ids[3]}", headers=theirs.headers).status_code == 204
+    assert [http_answers(app_client, mine, params) for params in filter_sets] == before
+    assert_overviews_exact(app_client, theirs, filter_sets)
+
+    changes: list[Callable[[], Any]] = [
+        lambda: patch(app_client, mine, ids[0], {"rating": 4}),
+        lambda: patch(app_client, mine, ids[0], {"favorite": True}),
+        lambda: tag(mine, ids[1], "sea"),
+        lambda: tag(mine, ids[1], "boat"),
+        lambda: tag(mine, ids[2], "sky"),
+        lambda: patch(app_client, mine, ids[1], {"rating": 3, "archived": True}),
+        lambda: patch(app_client, mine, ids[1], {"archived": False}),
+        lambda: app_client.delete(f"/v1/photos/{ids[1]}/tags/boat", headers=mine.headers),
+        lambda: app_client.delete(f"/v1/photos/{ids[0]}", headers=mine.headers),
+        lambda: app_client.post(
+            "/v1/photos/bulk",
+            headers=mine.headers,
+            json={"photo_ids": ids[3:6], "operations": {"rating": 5, "favorite": True, "add_tags": ["sea"]}},
+        ),
+        lambda: app_client.post("/v1/trash/restore", headers=mine.headers, json={"photo_ids": [ids[0]]}),
+    ]
+    for change in changes:
+        answer = change()
+        assert not isinstance(answer, Response) or answer.status_code < 300, answer.text
+        assert_overviews_exact(app_client, mine, filter_sets)
+    # The rows of changed photos, squeezed out, leave the same counts.
+    with session_scope(app_client.app.state.sessions) as db:  # type: ignore[attr-defined]
+        columns = owner_columns(db, mine.id)
+        assert columns.dead > 0
+        columns._compact()
+        assert columns.dead == 0 and columns.size == len(ids)
+        for params in filter_sets:  # in process: the overview cache would answer through HTTP
+            filters = PhotoFilters(**params)
+            expected_timelines, expected_facets = grouped_answers(app_client, mine, params)
+            got = timeline_service.timeline(db, owner_id=mine.id, filters=filters, bucket="month")
+            assert [(b.bucket, b.count, b.first_photo_id if b.bucket else None) for b in got] == [
+                (b, n, p if b else None) for b, n, p in expected_timelines["month"]
+            ]
+            if params:
+                got_facets = facet_service.facets(db, owner_id=mine.id, filters=filters, limit=200)
+                assert canonical(got_facets) == expected_facets, params
+    favourites = app_client.get("/v1/facets", headers=mine.headers, params={"favorite": "true"}).json()
+    assert favourites["total"] == 4 and {"value": "sea", "count": 3} in favourites["tags"]["user"]
 
 
 def album(client: TestClient, owner: OwnerAuth, **body: Any) -> dict[str, Any]:
