@@ -21,7 +21,6 @@ import json
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -43,6 +42,7 @@ from services.photos.service import (
     tag_names,
 )
 from services.search.documents import owned_by
+from services.search.per_owner import PerOwner
 
 log = logging.getLogger(__name__)
 
@@ -527,18 +527,9 @@ def _photos_with_faces(db: Session, owner_id: str, photo_ids: list[str] | None) 
     return db.scalars(query)
 
 
-_owners: OrderedDict[str, OwnerColumns] = OrderedDict()
-_owners_lock = threading.Lock()
+_owners: PerOwner[OwnerColumns] = PerOwner(OwnerColumns, MAX_OWNERS)
 
 
 def owner_columns(db: Session, owner_id: str) -> OwnerColumns:
     """The owner's columns, brought up to date with the database."""
-    with _owners_lock:
-        columns = _owners.get(owner_id)
-        if columns is None:
-            columns = _owners[owner_id] = OwnerColumns(owner_id)
-        _owners.move_to_end(owner_id)
-        while len(_owners) > MAX_OWNERS:
-            _owners.popitem(last=False)
-    columns.refresh(db)
-    return columns
+    return _owners.get(db, owner_id)

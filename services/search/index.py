@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 
 import numpy as np
 from sqlalchemy import select
@@ -23,6 +22,7 @@ from db.search_models import PhotoSearchDoc
 from services.inference.text import TextEmbedder
 from services.search.documents import backfill_documents, current_version, owned_by
 from services.search.lexical import DocRow, LexicalIndex
+from services.search.per_owner import PerOwner
 from services.search.semantic import Vocabulary
 from services.search.vectors import VectorIndex
 
@@ -231,18 +231,9 @@ def _embeddings(
     return [(photo_id, np.frombuffer(vector, dtype=np.float32)) for photo_id, vector in db.execute(query)]
 
 
-_owners: OrderedDict[str, OwnerIndex] = OrderedDict()
-_owners_lock = threading.Lock()
+_owners: PerOwner[OwnerIndex] = PerOwner(OwnerIndex, MAX_OWNERS)
 
 
 def owner_index(db: Session, owner_id: str) -> OwnerIndex:
     """The owner's indexes, brought up to date with the database."""
-    with _owners_lock:
-        index = _owners.get(owner_id)
-        if index is None:
-            index = _owners[owner_id] = OwnerIndex(owner_id)
-        _owners.move_to_end(owner_id)
-        while len(_owners) > MAX_OWNERS:
-            _owners.popitem(last=False)
-    index.refresh(db)
-    return index
+    return _owners.get(db, owner_id)
