@@ -3,6 +3,7 @@ enhancement. Pure functions: no database, no HTTP."""
 
 import io
 import json
+import warnings
 from collections import defaultdict
 from functools import cache
 
@@ -271,6 +272,17 @@ def test_low_light_enhancement(name: str) -> None:
     assert np.median(np.minimum(shift, 256 - shift)) < 6  # hue barely moves (256 = full circle)
     # Colours are not washed out either.
     assert hsv_after[..., 1][colourful].mean() > 0.8 * hsv_before[..., 1][colourful].mean()
+
+
+def test_enhancement_keeps_white_white() -> None:
+    """A grey pixel that ends at white has no chroma to shrink (0/0): it must stay white, not turn
+    into whatever an invalid cast gives."""
+    dark = np.full((64, 64, 3), 8, dtype=np.uint8)
+    dark[20:40, 20:40] = 255
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = np.asarray(enhance_low_light(Image.fromarray(dark)))
+    assert (out[20:40, 20:40] == 255).all()
 
 
 def test_enhancement_of_grey_and_tiny_images() -> None:

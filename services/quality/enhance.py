@@ -117,8 +117,10 @@ def enhance_low_light(image: Image.Image) -> Image.Image:
     # which would shift the hue.
     up = np.max(chroma, axis=-1)
     down = -np.min(chroma, axis=-1)
-    with np.errstate(divide="ignore"):
-        scale = np.minimum((1.0 - out_luma) / up, out_luma / down)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.fmin((1.0 - out_luma) / up, out_luma / down)  # fmin: a 0/0 side does not count
+    # 0/0 on both sides: a grey pixel at black or white, with no chroma to shrink.
+    np.nan_to_num(scale, copy=False, nan=1.0)
     np.clip(scale, 0.0, 1.0, out=scale)
     chroma *= scale[..., None]
     chroma += out_luma[..., None]
