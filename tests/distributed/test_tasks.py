@@ -93,12 +93,18 @@ def _counts(context: JobContext, photo_ids: list[str]) -> dict[str, int]:
     return counted
 
 
-def _dispatch(context: JobContext, broker: StubBroker, owner_id: str, photo_ids: list[str]) -> str:
+def _queue_only(context: JobContext, owner_id: str, items: list[str], job_type: str = "analyze") -> str:
+    """A job that is the only queued one: others left queued by earlier tests are cancelled, so they
+    are not dispatched here."""
     with context.sessions() as db:
-        # Only this test's job: others left queued by earlier tests are not dispatched here.
         db.execute(update(Job).where(Job.state == "queued").values(state="cancelled"))
-        job_id = create_job(db, owner_id=owner_id, type="analyze", items=photo_ids).id
+        job_id = create_job(db, owner_id=owner_id, type=job_type, items=items).id
         db.commit()
+    return job_id
+
+
+def _dispatch(context: JobContext, broker: StubBroker, owner_id: str, photo_ids: list[str]) -> str:
+    job_id = _queue_only(context, owner_id, photo_ids)
     assert dispatch_queued_jobs(context.sessions, broker, context.settings, "dispatcher") == 1
     return job_id
 
@@ -213,15 +219,6 @@ def _count_whole_job_batch(
 register_job_type(JobType(name="test-whole", handler=_count_whole_job_batch, batch_size=lambda s: 2))
 
 
-def _queue_only_a_whole_job(context: JobContext, owner_id: str, ids: list[str]) -> str:
-    """A `test-whole` job, the only queued one (earlier tests' leftovers are cancelled)."""
-    with context.sessions() as db:
-        db.execute(update(Job).where(Job.state == "queued").values(state="cancelled"))
-        job_id = create_job(db, owner_id=owner_id, type="test-whole", items=ids).id
-        db.commit()
-    return job_id
-
-
 def test_a_job_that_is_not_split_runs_whole_on_the_default_queue_once(
     context: JobContext,
     runtime: WorkerRuntime,
@@ -229,7 +226,7 @@ def test_a_job_that_is_not_split_runs_whole_on_the_default_queue_once(
     photo_ids: tuple[OwnerAuth, list[str]],
 ) -> None:
     owner, ids = photo_ids
-    job_id = _queue_only_a_whole_job(context, owner.id, ids)
+    job_id = _queue_only(context, owner.id, ids, job_type="test-whole")
     _whole_job_runs.clear()
     assert dispatch_queued_jobs(context.sessions, broker, context.settings, "dispatcher") == 1
     assert _tasks(context, job_id) == [] and broker.queues["default"].qsize() == 1
@@ -258,10 +255,7 @@ def test_a_job_whose_publishing_failed_is_queued_again_and_counted_once(
     owner, ids = photo_ids
     failing = _BrokerFailingOnSecondMessage()
     declare_actors(failing)
-    with context.sessions() as db:
-        db.execute(update(Job).where(Job.state == "queued").values(state="cancelled"))
-        job_id = create_job(db, owner_id=owner.id, type="analyze", items=ids).id
-        db.commit()
+    job_id = _queue_only(context, owner.id, ids)
     assert dispatch_queued_jobs(context.sessions, failing, context.settings, "api:1:a:dispatcher") == 0
     assert _job(context, job_id).state == "queued" and _tasks(context, job_id) == []
     working = StubBroker()
@@ -278,10 +272,8 @@ def test_a_job_whose_dispatcher_died_mid_dispatch_is_sent_again_without_its_star
     context: JobContext, runtime: WorkerRuntime, broker: StubBroker, photo_ids: tuple[OwnerAuth, list[str]]
 ) -> None:
     owner, ids = photo_ids
+    job_id = _queue_only(context, owner.id, ids)
     with context.sessions() as db:
-        db.execute(update(Job).where(Job.state == "queued").values(state="cancelled"))
-        job_id = create_job(db, owner_id=owner.id, type="analyze", items=ids).id
-        db.commit()
         assert claim_next_job(db, worker_id="api:2:b:dispatcher") is not None
         # It wrote its tasks, sent the first (a worker started it) and died before sending the second.
         db.add(JobTask(job_id=job_id, seq=0, queue="analysis", items=ids[:3], deliveries=1))
@@ -306,7 +298,7 @@ def test_a_whole_job_on_which_workers_died_fails_instead_of_killing_more(
     photo_ids: tuple[OwnerAuth, list[str]],
 ) -> None:
     owner, ids = photo_ids
-    job_id = _queue_only_a_whole_job(context, owner.id, ids)
+    job_id = _queue_only(context, owner.id, ids, job_type="test-whole")
     assert dispatch_queued_jobs(context.sessions, broker, context.settings, "dispatcher") == 1
     with context.sessions() as db:
         # As two deliveries left it: each worker that took it was killed.
