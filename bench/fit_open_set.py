@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _face_cache import REPO_ROOT, FaceSet, load_faces
 
-from services.faces.recognition import Bars, FaceState, _clusters, decide
+from services.faces.recognition import Bars, FaceState, cluster_evidence, decide
 
 FIT_TAUGHT = (1, 2, 3, 5, 10, 20, 50)  # numbers of taught people a bar is fitted for
 FIT_KS = (1, 3, 5)  # labelled photos per person in the fitting trials (LFW people have 5-10 photos)
@@ -155,24 +155,11 @@ def vouch_features(
         & (d.margin >= bars.margin)
         & (z2 < bars.suggest_bar(len(taught)))
     )
-    faces = np.concatenate([lib.emb[labelled], lib.emb[rest]])
-    n = len(labelled)
-    groups, strength = _clusters(faces, 2, None, single_cluster_fallback=False)
-    rows = []
-    for group in groups:
-        members = np.asarray(group)
-        people = np.unique(who[members[members < n]])
-        if len(people) != 1:
-            continue
-        for face in members[members >= n]:
-            i = face - n
-            if candidates[i] and d.person[i] == people[0]:
-                sims = np.sort(faces[members[members != face]] @ faces[face])
-                support = sims[-2] if len(sims) >= 2 else -1.0
-                right = taught[people[0]] == lib.person[rest][i]
-                rows.append((strength[face], support, d.score[i], float(right)))
+    found, strength, support = cluster_evidence(lib.emb[labelled], who, lib.emb[rest], d.person, candidates)
+    right = taught[d.person[found]] == lib.person[rest][found]
+    rows = np.column_stack([strength, support, d.score[found], right.astype(float)])
     genuine = np.isin(lib.person[rest], taught)
-    return np.array(rows).reshape(-1, 4), int(genuine.sum()), int((~genuine).sum())
+    return rows, int(genuine.sum()), int((~genuine).sum())
 
 
 def fit_cluster_vouching(lib: Library, bars: Bars, draws: int, seed: int) -> Bars:

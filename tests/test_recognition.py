@@ -159,6 +159,8 @@ def test_self_training_vouches_only_from_the_users_labels(people: dict[str, np.n
         assert d.score[i] >= DEFAULT_BARS.vouch_floor
     off = decide(labelled, who, queries, bars=replace(DEFAULT_BARS, self_training=False))
     assert not off.vouched.any()
+    too_many = decide(labelled, who, queries, bars=replace(DEFAULT_BARS, cluster_max_faces=len(queries)))
+    assert not too_many.vouched.any(), "a library above the clustering cap gets no self-training"
     assert set(np.flatnonzero(off.state == FaceState.NAMED.value)) == set(np.flatnonzero(direct))
 
 

@@ -57,6 +57,8 @@ __all__ = [
     "RecognitionError",
     "assign_exclusive",
     "cluster",
+    "cluster_evidence",
+    "clusters_with_strength",
     "decide",
     "judge",
 ]
@@ -278,16 +280,40 @@ def _cluster_vouched(
     labelled_photo: Sequence[object] | None,
     query_photo: Sequence[object] | None,
 ) -> np.ndarray:
-    """Candidates that HDBSCAN puts in one cluster with user-labelled faces of their best person and
-    of nobody else. Clusters follow the density of the library, so a person's poor photos (small,
-    profile, old) join the group of their good ones where a fixed similarity link would not; a
-    relative or look-alike forms a cluster of their own photos and is not vouched for. Only the user's
-    labels vouch (nothing snowballs), and a cluster that holds two people's labels vouches for nobody.
+    """Candidates that HDBSCAN puts firmly in one cluster with user-labelled faces of their best
+    person and of nobody else, with two other faces of it at `cluster_support` or more. Clusters
+    follow the density of the library, so a person's poor photos (small, profile, old) join the group
+    of their good ones where a fixed similarity link would not; a relative or look-alike forms a
+    cluster of their own photos and is not vouched for. Only the user's labels vouch (nothing
+    snowballs), and a cluster that holds two people's labels vouches for nobody.
     """
     out = np.zeros(len(q), dtype=bool)
     rows = np.flatnonzero(np.ones(len(q), dtype=bool) if clusterable is None else clusterable)
     if len(x) + len(rows) > bars.cluster_max_faces or not candidates[rows].any():
         return out
+    found, strength, support = cluster_evidence(
+        x, who, q, best, candidates, clusterable, labelled_photo, query_photo
+    )
+    out[found[(strength >= bars.cluster_min_strength) & (support >= bars.cluster_support)]] = True
+    return out
+
+
+def cluster_evidence(
+    x: np.ndarray,
+    who: np.ndarray,
+    q: np.ndarray,
+    best: np.ndarray,
+    candidates: np.ndarray,
+    clusterable: np.ndarray | None = None,
+    labelled_photo: Sequence[object] | None = None,
+    query_photo: Sequence[object] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The candidate query rows that share a cluster (labelled faces and the clusterable queries)
+    with labelled faces of their best person and of nobody else, each with its HDBSCAN membership
+    strength and its support: the second-highest cosine to the other faces of the cluster (two other
+    faces at s or more <=> support >= s). What self-training decides on, and what
+    bench/fit_open_set.py fits its guards on."""
+    rows = np.flatnonzero(np.ones(len(q), dtype=bool) if clusterable is None else clusterable)
     photos: list[Hashable] | None = None
     if query_photo is not None or labelled_photo is not None:
         # A face with no known photo gets one of its own.
@@ -297,24 +323,31 @@ def _cluster_vouched(
         q_ph = list(query_photo) if query_photo is not None else [("query", i) for i in range(len(q))]
         photos = [*map(str, lab_ph), *(str(q_ph[r]) for r in rows)]
     faces_all = np.concatenate([x, q[rows]])
-    groups, strength = _clusters(faces_all, 2, photos, single_cluster_fallback=False)
+    groups, strength = clusters_with_strength(faces_all, 2, photos, single_cluster_fallback=False)
     n = len(x)
+    found: list[np.ndarray] = []
+    strengths: list[np.ndarray] = []
+    supports: list[np.ndarray] = []
     for group in groups:
         members = np.asarray(group)
         people = np.unique(who[members[members < n]])
         if len(people) != 1:
             continue
         inside = members[members >= n]
-        faces = rows[inside - n]
-        wanted = (
-            candidates[faces] & (best[faces] == people[0]) & (strength[inside] >= bars.cluster_min_strength)
-        )
-        if not wanted.any():
+        wanted = inside[candidates[rows[inside - n]] & (best[rows[inside - n]] == people[0])]
+        if not len(wanted):
             continue
-        sims = faces_all[inside[wanted]] @ faces_all[members].T
-        supported = ((sims >= bars.cluster_support).sum(axis=1) - 1) >= 2  # minus the face itself
-        out[faces[wanted][supported]] = True
-    return out
+        sims = faces_all[wanted] @ faces_all[members].T
+        sims[np.arange(len(wanted)), np.searchsorted(members, wanted)] = -np.inf  # not itself
+        # Fewer than two other faces: -1, below any support a cosine can give.
+        second = np.sort(sims, axis=1)[:, -2] if len(members) >= 3 else np.full(len(wanted), -1.0)
+        found.append(rows[wanted - n])
+        strengths.append(strength[wanted])
+        supports.append(second)
+    if not found:
+        empty = np.zeros(0)
+        return empty.astype(np.int64), empty, empty
+    return np.concatenate(found), np.concatenate(strengths), np.concatenate(supports)
 
 
 # --- one face, as the service sees it ------------------------------------------------------------
@@ -436,16 +469,17 @@ def cluster(
     two faces of one photo stay in a group (the one nearer the group's centroid stays).
     Pass recognisable faces only. Memory grows as N^2 (brute-force distances): ~0.8 GB at 10 000.
     """
-    return _clusters(embeddings, min_size, photo_ids, single_cluster_fallback)[0]
+    return clusters_with_strength(embeddings, min_size, photo_ids, single_cluster_fallback)[0]
 
 
-def _clusters(
+def clusters_with_strength(
     embeddings: np.ndarray,
     min_size: int,
     photo_ids: Sequence[Hashable] | None,
     single_cluster_fallback: bool,
 ) -> tuple[list[list[int]], np.ndarray]:
-    """`cluster`'s groups and every face's HDBSCAN membership strength (1 for a pair)."""
+    """`cluster`'s groups and every face's HDBSCAN membership strength (1 for a pair): what
+    self-training and its fit (bench/fit_open_set.py) need."""
     x = unit_rows(embeddings)
     min_size = max(2, int(min_size))
     strength = np.ones(len(x))
