@@ -94,7 +94,11 @@ def ensure_bootstrap_owner(db: Session, *, key: str, owner_name: str = "default"
         try:
             owner = db.scalar(select(Owner).where(Owner.name == owner_name))
             if owner is None:
-                owner = create_owner(db, name=owner_name)
+                # Inserted without create_owner's friendly check: a racer committing between that
+                # check and our read would turn into a Conflict; the unique index says it instead.
+                owner = Owner(name=owner_name)
+                db.add(owner)
+                db.flush()
             existing = db.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
             if existing is None:
                 issue_key(db, owner_id=owner.id, name="bootstrap", key=key)
