@@ -30,6 +30,7 @@ import functools
 import inspect
 import os
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -140,7 +141,9 @@ def run_inference_alone(paths: list[Path], batch_size: int, threads: int, chunk:
     # derivation), and each part inside it by wrapping the entry points for the duration of the run.
     per_part: dict[str, float] = {}
     restore: list[tuple[object, str, bool]] = []  # (owner, attribute, was set on the instance)
-    depth = [0]  # nested calls (a rotation probe runs the detector) count for the outermost part only
+    # Nested calls (the rotation check runs the detector) count for the outermost part only; per thread,
+    # as the analysis runs the detector's lane in a thread of its own (so parts can sum past the wall time).
+    depth = threading.local()
     targets: list[tuple[str, object, str]] = [
         (role, getattr(models, role, None), m) for role, m in MODEL_PARTS
     ]
@@ -212,17 +215,17 @@ def rotation_check_flags(blobs: list[bytes]) -> list[bool] | None:
 
 
 def _timed(
-    fn: Callable[..., Any], totals: dict[str, float], key: str, depth: list[int]
+    fn: Callable[..., Any], totals: dict[str, float], key: str, depth: threading.local
 ) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        depth[0] += 1
+        depth.value = getattr(depth, "value", 0) + 1
         t0 = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
-            depth[0] -= 1
-            if depth[0] == 0:
+            depth.value -= 1
+            if depth.value == 0:
                 totals[key] += time.perf_counter() - t0
 
     return wrapper

@@ -6,6 +6,8 @@ output is replaced, the user's tags and decisions are kept.
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,13 +61,30 @@ class PhotoFindings:
     text_vector: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class QualitySource:
+    """What the quality metrics need to know about the original file beyond the decoded image."""
+
+    jpeg_quant_tables: Mapping[int, Sequence[int]] | None
+    original_size: tuple[int, int] | None
+
+
 def analyze_images(
-    images: list[Image.Image], models: ModelSet, check_rotation: list[bool] | None = None
+    images: list[Image.Image],
+    models: ModelSet,
+    check_rotation: list[bool] | None = None,
+    quality_sources: Sequence[QualitySource] | None = None,
 ) -> list[PhotoFindings]:
     """Run every model over a batch of images (EXIF orientation applied).
 
     check_rotation: per image, whether to look for a sideways or upside-down photo (three more
     labeler passes and one detector pass over a mosaic, so only for files with no camera orientation).
+    quality_sources: per image, the original file's facts for the quality metrics; None skips them.
+
+    After the labeler (whose embedding the rotation check reads), two lanes run side by side when
+    `analysis_lanes` is 2: the detector and the rotation check in a second thread, faces, sentence
+    vectors and quality metrics in this one. ONNX Runtime and numpy release the GIL, and each session
+    uses half the cores, so one job keeps every core busy (bench/reports/ingest.md).
     """
     if not images:
         return []
@@ -73,11 +92,33 @@ def analyze_images(
     # Tag thresholds are fitted per detector model; its floor is also the score boxes are kept at.
     thresholds = object_thresholds_for(rules, load_object_thresholds(models.objects.name))
     started = time.perf_counter()
-    detections = models.objects.detect(images, score_threshold=thresholds.evidence_floor)
     labels = models.labels.predict(images, top_k=5)
-    faces = models.faces.analyze(images)
-    sentence_vectors = embed_text_vectors(images, models)
-    rotations = check_rotations(images, models, labels, check_rotation or [])
+
+    def detector_lane() -> tuple[list[list[ObjectDetection]], list[RotationSuggestion | None]]:
+        detections = models.objects.detect(images, score_threshold=thresholds.evidence_floor)
+        return detections, check_rotations(images, models, labels, check_rotation or [])
+
+    def face_lane() -> tuple[list[list[FaceResult]], list[np.ndarray | None], list[QualityResult | None]]:
+        faces = models.faces.analyze(images)
+        vectors = embed_text_vectors(images, models)
+        qualities: list[QualityResult | None] = [None] * len(images)
+        for i, source in enumerate(quality_sources or []):
+            qualities[i] = assess_quality(
+                images[i],
+                jpeg_quant_tables=source.jpeg_quant_tables,
+                original_size=source.original_size,
+                face_boxes=[face.detection.box for face in faces[i]],
+            )
+        return faces, vectors, qualities
+
+    if models.settings.analysis_lanes > 1:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis-detector") as lane:
+            detector_future = lane.submit(detector_lane)
+            faces, sentence_vectors, qualities = face_lane()
+            detections, rotations = detector_future.result()
+    else:
+        detections, rotations = detector_lane()
+        faces, sentence_vectors, qualities = face_lane()
     per_photo_ms = (time.perf_counter() - started) * 1000 / len(images)
     return [
         PhotoFindings(
@@ -94,10 +135,11 @@ def analyze_images(
             ),
             inference_ms=per_photo_ms,
             rotation=rotation,
+            quality=quality,
             text_vector=text_vector,
         )
-        for photo_detections, photo_labels, photo_faces, rotation, text_vector in zip(
-            detections, labels, faces, rotations, sentence_vectors, strict=True
+        for photo_detections, photo_labels, photo_faces, rotation, quality, text_vector in zip(
+            detections, labels, faces, rotations, qualities, sentence_vectors, strict=True
         )
     ]
 
@@ -210,25 +252,23 @@ def analyze_batch(
         if photo_id not in sources:
             errors[photo_id] = "photo no longer exists"
     images: dict[str, Image.Image] = {}
-    quant_tables: dict[str, Any] = {}
+    quality_sources: dict[str, QualitySource] = {}
     for photo_id, sha256 in sources.items():
         try:
             original = context.store.read(sha256)
             images[photo_id] = load_oriented(original, max_side=ANALYSIS_MAX_SIDE)
-            quant_tables[photo_id] = jpeg_tables(original)
+            quality_sources[photo_id] = QualitySource(jpeg_tables(original), original_sizes[photo_id])
         except Exception as exc:  # one unreadable photo must not sink the batch
             errors[photo_id] = f"could not decode the original: {exc}"
     models = context.models
     ids = list(images)
     try:
-        findings = analyze_images([images[i] for i in ids], models, [check_rotation[i] for i in ids])
-        for photo_id, found in zip(ids, findings, strict=True):
-            found.quality = assess_quality(
-                images[photo_id],
-                jpeg_quant_tables=quant_tables[photo_id],
-                original_size=original_sizes[photo_id],
-                face_boxes=[face.detection.box for face in found.faces],
-            )
+        findings = analyze_images(
+            [images[i] for i in ids],
+            models,
+            [check_rotation[i] for i in ids],
+            [quality_sources[i] for i in ids],
+        )
     except Exception as exc:  # e.g. a missing model file: the photos are failed, not left "running"
         log.exception("analysis of %d photos failed", len(ids))
         errors.update({photo_id: f"analysis failed: {exc}" for photo_id in ids})

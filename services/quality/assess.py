@@ -137,7 +137,7 @@ _LOG_CHROMA = np.log(_libjpeg_tables(_Q_GRID, _STD_CHROMA))
 
 
 def jpeg_quality_from_tables(
-    tables: dict[int, Sequence[int]] | Sequence[Sequence[int]] | None,
+    tables: Mapping[int, Sequence[int]] | Sequence[Sequence[int]] | None,
 ) -> float | None:
     """Estimate the libjpeg quality (1-100) that would produce these quantisation tables.
 
@@ -147,7 +147,7 @@ def jpeg_quality_from_tables(
     """
     if not tables:
         return None
-    seq = [tables[k] for k in sorted(tables)] if isinstance(tables, dict) else list(tables)
+    seq = [tables[k] for k in sorted(tables)] if isinstance(tables, Mapping) else list(tables)
     luma = np.asarray(seq[0], dtype=np.float64).ravel()
     if luma.size != 64:
         return None
@@ -371,7 +371,7 @@ def _largest_face(grey: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndar
 def measure_quality(
     image: Image.Image,
     *,
-    jpeg_quant_tables: dict[int, Sequence[int]] | None = None,
+    jpeg_quant_tables: Mapping[int, Sequence[int]] | None = None,
     original_size: tuple[int, int] | None = None,
     face_boxes: Sequence[Sequence[float]] | None = None,
 ) -> dict[str, float]:
@@ -501,7 +501,7 @@ def judge(
 def assess_quality(
     image: Image.Image,
     *,
-    jpeg_quant_tables: dict[int, Sequence[int]] | None = None,
+    jpeg_quant_tables: Mapping[int, Sequence[int]] | None = None,
     original_size: tuple[int, int] | None = None,
     face_boxes: Sequence[Sequence[float]] | None = None,
     thresholds: QualityThresholds = QUALITY_THRESHOLDS,
