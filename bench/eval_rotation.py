@@ -14,8 +14,9 @@ check must name the clockwise turn that puts it right. On the same turned photos
   log-probabilities plus the detectors' upright evidence per turn, from one detector pass over a 2x2
   mosaic of the four turns; elsewhere the head alone.
 - with --previous-head, `head (previous)` and `head + mosaic (previous)`: the same two with an earlier
-  head of one upright score per view (input [N,1280], output [N,1]: main's head before the views were
-  scored together), on the same photos and mosaics, so old and new are compared in one run.
+  head over the labels' centre-crop views (four views side by side, input [N,4,1280]: main's head
+  before the squashed views; or one upright score per view, input [N,1280], the head before that), on
+  the same photos and mosaics, so old and new are compared in one run.
 
 The probability bar (and for `head + mosaic` the evidence weight) are chosen on the --fit photos (the
 most accurate choice whose non-zero suggestions are right >= 0.95 there) and reported on the --report
@@ -83,11 +84,15 @@ def probe_evidence(models: ModelSet, shown: Any, stored: float) -> list[float]:
 def previous_head_probabilities(
     session: OnnxSession, models: ModelSet, shown: Any, embedding: np.ndarray
 ) -> list[float]:
-    """An earlier head's turn probabilities: one upright score per view, a softmax over the four."""
+    """An earlier head's turn probabilities over the labels' centre-crop views (`embedding` is the
+    crop as stored): a softmax over its four scores. Heads of one upright score per view (input
+    [N, 1280]) and heads of four views side by side (input [N, 4, 1280]) are both read."""
     views = np.concatenate(
         [embedding[None, None, :], models.labels.embed_turns([shown], ROTATIONS[1:])], axis=1
     )
-    (scores,) = session.run({session.input_names[0]: views.reshape(len(ROTATIONS), -1)})
+    four_views = len(session.session.get_inputs()[0].shape) == 3
+    feed = views if four_views else views.reshape(len(ROTATIONS), -1)
+    (scores,) = session.run({session.input_names[0]: np.ascontiguousarray(feed)})
     logits = np.asarray(scores, dtype=np.float64).ravel()
     exp = np.exp(logits - logits.max())
     return [float(p) for p in exp / exp.sum()]
@@ -102,7 +107,7 @@ def collect(
         upright = load_oriented(path.read_bytes(), max_side=ANALYSIS_MAX_SIDE)
         turn = rng.choice(ROTATIONS)
         shown = upright.rotate(turn, expand=True)  # counter-clockwise: the fix is clockwise `turn`
-        # What the analysis has anyway: detections, faces and the labeler's embedding as stored.
+        # What the analysis has anyway: detections, faces and the labels' embedding as stored.
         detections = models.objects.detect([shown])[0]
         face_scores = [f.score for f in models.faces.detector.detect([shown])[0]]
         embedding = models.labels.predict([shown])[0].embedding
@@ -111,8 +116,11 @@ def collect(
         started = time.perf_counter()
         row["probes"] = probe_evidence(models, shown, stored)
         row["probes_seconds"] = time.perf_counter() - started
+        # As the analysis does: the upright view is the squashed embedding the alignment head reads
+        # anyway (its sentence vector), so it is not the check's cost.
+        squashed = models.alignment.image_embeddings([shown])
         started = time.perf_counter()
-        row["head"] = models.rotation.turn_probabilities([shown], embedding[None, :])[0].tolist()
+        row["head"] = models.rotation.turn_probabilities([shown], squashed)[0].tolist()
         row["head_seconds"] = time.perf_counter() - started
         if previous is not None:
             started = time.perf_counter()

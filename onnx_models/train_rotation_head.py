@@ -2,7 +2,10 @@
 
 Rotation is self-supervised: any upright photo turned by 90, 180 or 270 degrees is a labelled
 example of "not upright". The Flickr8k training photos are upright, so each gives four views (the
-labeler's pooled 1280-d embedding of the centre crop, turned as the service turns it). The head
+labeler's pooled 1280-d embedding of the whole photo squashed to its square, turned as the service
+turns it; the manifest's `resize` for the head says which). Squashed rather than the labels' centre
+crop, which cuts the sky and the ground off a sideways landscape: on other photos (COCO, camera
+photos) the head alone is right for 0.890 of them instead of 0.845, at the same 0.971 on Flickr8k. The head
 scores each candidate turn from its view AND the three views a further 90/180/270 degrees on: a
 logistic regression of "this candidate is upright" over the four views in that order (L2, balanced
 classes). Seeing the other turns lets it judge "upright, and upside down when turned by 180" rather
@@ -79,16 +82,27 @@ def view_features(paths: list[Path], model_dir: Path, threads: int) -> np.ndarra
     from core.config import Settings
     from onnx_models.manifest import load_manifest
     from services.inference.labels import ImageLabeler
+    from services.inference.rotation import RotationHeadPreprocessing
 
-    entry = load_manifest().default_for("labels")
+    manifest = load_manifest()
+    entry = manifest.default_for("labels")
+    resize = RotationHeadPreprocessing.model_validate(manifest.default_for("rotation").preprocessing).resize
     labeler = ImageLabeler(entry, Settings(model_dir=model_dir, onnx_intra_op_threads=threads))
     model_file = model_dir / entry.file
     key = "\n".join(
-        ["rotation-views-v1", f"{model_file.name}:{model_file.stat().st_size}", *(p.name for p in paths)]
+        [
+            f"rotation-views-v2-{resize}",
+            f"{model_file.name}:{model_file.stat().st_size}",
+            *(p.name for p in paths),
+        ]
     )
     cached = CACHE_DIR / f"views-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
     return cached_photo_features(
-        cached, paths, lambda images: labeler.embed_turns(images, TURNS), "rotation features", batch=16
+        cached,
+        paths,
+        lambda images: labeler.embed_turns(images, TURNS, resize),
+        "rotation features",
+        batch=16,
     )
 
 

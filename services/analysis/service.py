@@ -20,7 +20,7 @@ from core.errors import ModelMissing
 from core.events import photos_changed
 from db.models import Detection, Photo, PhotoAnalysis, PhotoEmbedding
 from db.types import utcnow
-from services.analysis.text_vectors import embed_text_vectors, store_text_vector
+from services.analysis.text_vectors import SquashedViews, embed_text_vectors, store_text_vector
 from services.faces.service import owner_has_labels, store_faces
 from services.inference.faces import FaceResult
 from services.inference.labels import LabelResult
@@ -81,10 +81,11 @@ def analyze_images(
     labeler passes and one detector pass over a mosaic, so only for files with no camera orientation).
     quality_sources: per image, the original file's facts for the quality metrics; None skips them.
 
-    After the labeler (whose embedding the rotation check reads), two lanes run side by side when
-    `analysis_lanes` is 2: the detector and the rotation check in a second thread, faces, sentence
-    vectors and quality metrics in this one. ONNX Runtime and numpy release the GIL, and each session
-    uses half the cores, so one job keeps every core busy (bench/reports/ingest.md).
+    First the photos squashed to the image model's square are embedded (the sentence-space vectors
+    and the rotation head's upright view both read them); then two lanes run side by side when
+    `analysis_lanes` is 2: the detector and the labeler in a second thread, faces, quality metrics and
+    the rotation check in this one. ONNX Runtime and numpy release the GIL, and each session uses half
+    the cores, so one job keeps every core busy (bench/reports/ingest.md).
     """
     if not images:
         return []
@@ -92,15 +93,16 @@ def analyze_images(
     # Tag thresholds are fitted per detector model; its floor is also the score boxes are kept at.
     thresholds = object_thresholds_for(rules, load_object_thresholds(models.objects.name))
     started = time.perf_counter()
-    labels = models.labels.predict(images, top_k=5)
+    squashed = embed_text_vectors(images, models)
 
-    def detector_lane() -> tuple[list[list[ObjectDetection]], list[RotationSuggestion | None]]:
+    def detector_lane() -> tuple[list[list[ObjectDetection]], list[LabelResult]]:
         detections = models.objects.detect(images, score_threshold=thresholds.evidence_floor)
-        return detections, check_rotations(images, models, labels, check_rotation or [])
+        return detections, models.labels.predict(images, top_k=5)
 
-    def face_lane() -> tuple[list[list[FaceResult]], list[np.ndarray | None], list[QualityResult | None]]:
+    def face_lane() -> tuple[
+        list[list[FaceResult]], list[QualityResult | None], list[RotationSuggestion | None]
+    ]:
         faces = models.faces.analyze(images)
-        vectors = embed_text_vectors(images, models)
         qualities: list[QualityResult | None] = [None] * len(images)
         for i, source in enumerate(quality_sources or []):
             qualities[i] = assess_quality(
@@ -109,16 +111,19 @@ def analyze_images(
                 original_size=source.original_size,
                 face_boxes=[face.detection.box for face in faces[i]],
             )
-        return faces, vectors, qualities
+        return faces, qualities, check_rotations(images, models, squashed, check_rotation or [])
 
     if models.settings.analysis_lanes > 1:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis-detector") as lane:
             detector_future = lane.submit(detector_lane)
-            faces, sentence_vectors, qualities = face_lane()
-            detections, rotations = detector_future.result()
+            faces, qualities, rotations = face_lane()
+            detections, labels = detector_future.result()
     else:
-        detections, rotations = detector_lane()
-        faces, sentence_vectors, qualities = face_lane()
+        detections, labels = detector_lane()
+        faces, qualities, rotations = face_lane()
+    sentence_vectors: list[np.ndarray | None] = (
+        [None] * len(images) if squashed is None else list(squashed.vectors)
+    )
     per_photo_ms = (time.perf_counter() - started) * 1000 / len(images)
     return [
         PhotoFindings(
@@ -147,20 +152,24 @@ def analyze_images(
 def check_rotations(
     images: list[Image.Image],
     models: ModelSet,
-    labels: list[LabelResult],
+    squashed: SquashedViews | None,
     check: list[bool],
 ) -> list[RotationSuggestion | None]:
-    """Rotation suggestions for the photos flagged in `check`: the rotation head over the labeler's
-    embedding of each turn (one batched call), and where it hesitates the detectors' view of a mosaic
-    of the turns."""
+    """Rotation suggestions for the photos flagged in `check`: the rotation head over the image model's
+    embedding of each turn (one batched call; the upright view is taken from `squashed` where it is
+    the head's), and where it hesitates the detectors' view of a mosaic of the turns."""
     suggestions: list[RotationSuggestion | None] = [None] * len(images)
     flagged = [i for i, flag in enumerate(check) if flag]
     if not flagged:
         return suggestions
     try:
-        probabilities = models.rotation.turn_probabilities(
-            [images[i] for i in flagged], np.stack([labels[i].embedding for i in flagged])
+        head = models.rotation
+        upright = (
+            squashed.embeddings[flagged]
+            if squashed is not None and head.reads_upright_view_of(squashed.image_model)
+            else None
         )
+        probabilities = head.turn_probabilities([images[i] for i in flagged], upright)
     except ModelMissing as missing:
         log.warning("no rotation suggestions: %s", missing.detail)
         return suggestions

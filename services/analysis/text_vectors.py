@@ -10,6 +10,7 @@ vectors, so old and new never mix; until a photo is re-embedded it is ranked by 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from core.errors import ModelMissing
 from core.events import photos_changed
 from db.models import Job, Photo, PhotoEmbedding
+from services.inference.labels import ImageLabeler
 from services.inference.models import ModelSet
 from services.jobs.service import ACTIVE_STATES, JobContext, JobType, create_job, register_job_type
 from services.photos.images import ANALYSIS_MAX_SIDE, load_oriented
@@ -33,14 +35,25 @@ BATCH_SIZE = 16
 MAX_ITEMS_PER_JOB = 5000
 
 
-def embed_text_vectors(images: list[Image.Image], models: ModelSet) -> list[np.ndarray | None]:
-    """Sentence-space vectors of a batch, or None for each when the head is not installed."""
+@dataclass(frozen=True)
+class SquashedViews:
+    """The photos squashed to the image model's square, embedded once: the sentence-space vectors
+    come from them, and the rotation head reads them as its upright views."""
+
+    embeddings: np.ndarray  # [N, D] unit
+    vectors: np.ndarray  # [N, dim] in the sentence space
+    image_model: ImageLabeler
+
+
+def embed_text_vectors(images: list[Image.Image], models: ModelSet) -> SquashedViews | None:
+    """Sentence-space vectors of a batch, or None when the head is not installed."""
     try:
         aligner = models.alignment
     except ModelMissing as missing:
         log.warning("photos analysed without their sentence-space vector: %s", missing.detail)
-        return [None] * len(images)
-    return list(aligner.embed(images))
+        return None
+    embeddings = aligner.image_embeddings(images)
+    return SquashedViews(embeddings, aligner.project(embeddings), aligner.image_model)
 
 
 def current_model_name(models: ModelSet) -> str | None:

@@ -102,9 +102,12 @@ class ImageTextAligner(InferenceModel):
         (projected,) = self.onnx.run({self.input_name: features}, [self.output_name])
         return l2_normalise(projected)
 
+    def image_embeddings(self, images: list[Image.Image]) -> np.ndarray:
+        """The image model's unit embeddings [N, D] of the photos as the head reads them (squashed)."""
+        return self.image_model.embed_turns(images, (0,))[:, 0]
+
     def embed(self, images: list[Image.Image]) -> np.ndarray:
         """Orientation-corrected photos -> sentence-space unit vectors, batched."""
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        results = self.image_model.predict(images, top_k=1)
-        return self.project(np.stack([result.embedding for result in results]))
+        return self.project(self.image_embeddings(images))

@@ -40,6 +40,9 @@ class LabelResult:
     embedding: np.ndarray
 
 
+ResizePolicy = Literal["short_side_then_center_crop", "stretch"]
+
+
 class LabelsPreprocessing(Preprocessing):
     input_size: int
     channels: Literal["RGB", "BGR"] = "RGB"
@@ -47,7 +50,7 @@ class LabelsPreprocessing(Preprocessing):
     scale: float = 1.0 / 255.0
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    resize: Literal["short_side_then_center_crop", "stretch"] = "short_side_then_center_crop"
+    resize: ResizePolicy = "short_side_then_center_crop"
     resize_short_side: int | None = None
     interpolation: Literal["bicubic", "bilinear", "lanczos", "nearest"] = "bilinear"
 
@@ -97,10 +100,11 @@ class ImageLabeler(InferenceModel):
             raise ModelMissing(f"{name} has {len(names)} names, the model has {expected} classes")
         return [str(n) for n in names]
 
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        """One image -> float32 [3, S, S] as the manifest describes."""
+    def preprocess(self, image: Image.Image, resize: ResizePolicy | None = None) -> np.ndarray:
+        """One image -> float32 [3, S, S] as the manifest describes (`resize` overrides its policy)."""
         image = _to_rgb(image)
-        if self.resize_policy == "short_side_then_center_crop":
+        policy = resize or self.resize_policy
+        if policy == "short_side_then_center_crop":
             width, height = image.size
             ratio = self.short_side / min(width, height)
             # Never below the crop size, so the centre crop always fits.
@@ -110,10 +114,10 @@ class ImageLabeler(InferenceModel):
             left = (new_w - self.input_size) // 2
             top = (new_h - self.input_size) // 2
             image = image.crop((left, top, left + self.input_size, top + self.input_size))
-        elif self.resize_policy == "stretch":
+        elif policy == "stretch":
             image = image.resize((self.input_size, self.input_size), self.resample)
         else:
-            raise ValueError(f"unknown resize policy {self.resize_policy!r} in the manifest")
+            raise ValueError(f"unknown resize policy {policy!r} in the manifest")
         pixels = np.asarray(image, dtype=np.float32)
         if self.channels == "BGR":
             pixels = pixels[..., ::-1]
@@ -141,15 +145,21 @@ class ImageLabeler(InferenceModel):
                 results.append(LabelResult(labels=labels, embedding=embedding))
         return results
 
-    def embed_turns(self, images: list[Image.Image], turns: tuple[int, ...] = (90, 180, 270)) -> np.ndarray:
-        """[N, len(turns), D] unit embeddings of each photo turned clockwise by each of `turns` degrees.
+    def embed_turns(
+        self,
+        images: list[Image.Image],
+        turns: tuple[int, ...] = (90, 180, 270),
+        resize: ResizePolicy | None = None,
+    ) -> np.ndarray:
+        """[N, len(turns), D] unit embeddings of each photo turned clockwise by each of `turns` degrees,
+        resized by `resize` (default: the manifest's policy).
 
-        The input tensor is turned, not the photo: a centre crop of a turned photo is the turned
-        centre crop, so each extra view costs one network pass and no resize.
+        The input tensor is turned, not the photo: a centre crop (or a stretch to the square) of a
+        turned photo is the turned crop (stretch), so each view costs one network pass and no resize.
         """
         if not images:
             return np.zeros((0, len(turns), 0), dtype=np.float32)
-        tensors = [self.preprocess(image) for image in images]
+        tensors = [self.preprocess(image, resize) for image in images]
         # np.rot90 turns counter-clockwise for positive k; axes (1, 2) are the tensor's H and W.
         views = np.stack([np.rot90(t, k=-(turn // 90), axes=(1, 2)) for t in tensors for turn in turns])
         parts = []

@@ -2,9 +2,11 @@
 
 The head (onnx_models/train_rotation_head.py) scores each of a photo's four clockwise turns from
 that turn's view together with the other three (what it becomes turned further); the four compete
-through a softmax over their scores. The labeler's embedding of the photo as
-stored is the analysis' own (labels), so the check costs three more labeler passes of the centre crop,
-turned as a tensor (ImageLabeler.embed_turns), instead of three detector runs.
+through a softmax over their scores. The views are the whole photo stretched to the labeler's square
+(the manifest's `resize`), not the labels' centre crop, which cuts off the sky and the ground of a
+sideways photo. The photo as it is, squashed so, is what the text-alignment head reads too, so the
+analysis embeds it once for both, and the check costs three labeler passes of that tensor turned
+(ImageLabeler.embed_turns) instead of three detector runs (bench/reports/rotation.md).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from PIL import Image
 from core.config import Settings
 from onnx_models.manifest import ModelEntry, load_manifest
 from services.inference.base import InferenceModel, Preprocessing
-from services.inference.labels import ImageLabeler
+from services.inference.labels import ImageLabeler, ResizePolicy
 from services.inference.runtime import OnnxSession
 
 # Clockwise degrees of the four views, in the order the scores come back.
@@ -24,10 +26,12 @@ TURNS = (0, 90, 180, 270)
 
 class RotationHeadPreprocessing(Preprocessing):
     image_model: str
+    # How the labeler's views are made (the trainer reads it from the manifest too).
+    resize: ResizePolicy = "stretch"
 
 
 class RotationHead(InferenceModel):
-    """`turn_probabilities(images, upright_embeddings)` -> [N, 4] over clockwise 0/90/180/270."""
+    """`turn_probabilities(images)` -> [N, 4] over clockwise 0/90/180/270."""
 
     role = "rotation"
     preprocessing_type = RotationHeadPreprocessing
@@ -38,21 +42,32 @@ class RotationHead(InferenceModel):
         if labeler.entry.name != pp.image_model:
             raise ValueError(f"{entry.name} was trained on {pp.image_model}, not {labeler.entry.name}")
         self.labeler = labeler
+        self.resize: ResizePolicy = pp.resize
         self.input_name = entry.inputs[0].name
         self.output_name = entry.outputs[0].name
         self.onnx: OnnxSession = self.session()
 
     def warm_up(self) -> None:
-        image = Image.new("RGB", (32, 32))
-        self.turn_probabilities([image], self.labeler.predict([image])[0].embedding[None, :])
+        self.turn_probabilities([Image.new("RGB", (32, 32))])
 
-    def turn_probabilities(self, images: list[Image.Image], upright_embeddings: np.ndarray) -> np.ndarray:
-        """Each photo's probability of needing each clockwise turn. `upright_embeddings` [N, D] are the
-        labeler's embeddings of the photos as they are (the analysis has them already)."""
+    def reads_upright_view_of(self, image_model: ImageLabeler) -> bool:
+        """Whether `image_model`'s embeddings of the photos as they are are this head's upright views
+        (the same network, resized the same way), so the check can take them instead of a pass."""
+        return image_model.entry.name == self.labeler.entry.name and image_model.resize_policy == self.resize
+
+    def turn_probabilities(
+        self, images: list[Image.Image], upright_embeddings: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Each photo's probability of needing each clockwise turn. `upright_embeddings` [N, D], where
+        the caller has them, are the photos' views as they are (see reads_upright_view_of)."""
         if not images:
             return np.zeros((0, len(TURNS)), dtype=np.float32)
-        turned = self.labeler.embed_turns(images, TURNS[1:])
-        views = np.concatenate([np.asarray(upright_embeddings, dtype=np.float32)[:, None, :], turned], axis=1)
+        if upright_embeddings is None:
+            views = self.labeler.embed_turns(images, TURNS, self.resize)
+        else:
+            turned = self.labeler.embed_turns(images, TURNS[1:], self.resize)
+            upright = np.asarray(upright_embeddings, dtype=np.float32)[:, None, :]
+            views = np.concatenate([upright, turned], axis=1)
         (scores,) = self.onnx.run({self.input_name: np.ascontiguousarray(views)}, [self.output_name])
         logits = np.asarray(scores, dtype=np.float64).reshape(len(images), len(TURNS))
         logits -= logits.max(axis=1, keepdims=True)
