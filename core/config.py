@@ -68,8 +68,9 @@ class Settings(BaseSettings):
     # Photos per analysis batch of the local worker. On CPU batching buys nothing (bench/reports/
     # ingest.md: 1 and 8 within 1%), and 1 lets a job's progress move photo by photo; raise it on a GPU.
     analysis_batch_size: int = Field(default=1, ge=1)
-    # Model lanes per analysis batch: 2 runs the detector and the rotation check in a thread beside the
-    # labeler, faces and quality metrics, so one job keeps two cores busy; 1 runs them in turn.
+    # Model lanes per analysis batch: 2 runs the squashed-photo embedding, the detector and the labeler
+    # in a thread beside faces, quality metrics and the rotation check, so one job keeps two cores
+    # busy; 1 runs them in turn (services/analysis/service.py analyze_images).
     analysis_lanes: int = Field(default=2, ge=1, le=2)
     # Analyse new photos automatically (off: only `POST /v1/jobs {"type": "analyze"}` does).
     analyze_on_upload: bool = True

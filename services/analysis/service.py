@@ -81,11 +81,11 @@ def analyze_images(
     labeler passes and one detector pass over a mosaic, so only for files with no camera orientation).
     quality_sources: per image, the original file's facts for the quality metrics; None skips them.
 
-    First the photos squashed to the image model's square are embedded (the sentence-space vectors
-    and the rotation head's upright view both read them); then two lanes run side by side when
-    `analysis_lanes` is 2: the detector and the labeler in a second thread, faces, quality metrics and
-    the rotation check in this one. ONNX Runtime and numpy release the GIL, and each session uses half
-    the cores, so one job keeps every core busy (bench/reports/ingest.md).
+    With `analysis_lanes` 2, two lanes run side by side: a second thread embeds the photos squashed
+    to the image model's square (the sentence-space vectors and the rotation head's upright view both
+    read them), then runs the detector and the labeler; this one runs faces, quality metrics and then
+    the rotation check. ONNX Runtime and numpy release the GIL, and each session uses half the cores,
+    so one job keeps every core busy (bench/reports/ingest.md). With 1 they run in turn.
     """
     if not images:
         return []
@@ -93,15 +93,12 @@ def analyze_images(
     # Tag thresholds are fitted per detector model; its floor is also the score boxes are kept at.
     thresholds = object_thresholds_for(rules, load_object_thresholds(models.objects.name))
     started = time.perf_counter()
-    squashed = embed_text_vectors(images, models)
 
-    def detector_lane() -> tuple[list[list[ObjectDetection]], list[LabelResult]]:
+    def detect_and_label() -> tuple[list[list[ObjectDetection]], list[LabelResult]]:
         detections = models.objects.detect(images, score_threshold=thresholds.evidence_floor)
         return detections, models.labels.predict(images, top_k=5)
 
-    def face_lane() -> tuple[
-        list[list[FaceResult]], list[QualityResult | None], list[RotationSuggestion | None]
-    ]:
+    def faces_and_quality() -> tuple[list[list[FaceResult]], list[QualityResult | None]]:
         faces = models.faces.analyze(images)
         qualities: list[QualityResult | None] = [None] * len(images)
         for i, source in enumerate(quality_sources or []):
@@ -111,16 +108,22 @@ def analyze_images(
                 original_size=source.original_size,
                 face_boxes=[face.detection.box for face in faces[i]],
             )
-        return faces, qualities, check_rotations(images, models, squashed, check_rotation or [])
+        return faces, qualities
 
     if models.settings.analysis_lanes > 1:
+        # One worker runs its two tasks in order, so the squashed views are ready early.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis-detector") as lane:
-            detector_future = lane.submit(detector_lane)
-            faces, qualities, rotations = face_lane()
+            squashed_future = lane.submit(embed_text_vectors, images, models)
+            detector_future = lane.submit(detect_and_label)
+            faces, qualities = faces_and_quality()
+            squashed = squashed_future.result()
+            rotations = check_rotations(images, models, squashed, check_rotation or [])
             detections, labels = detector_future.result()
     else:
-        detections, labels = detector_lane()
-        faces, qualities, rotations = face_lane()
+        squashed = embed_text_vectors(images, models)
+        detections, labels = detect_and_label()
+        faces, qualities = faces_and_quality()
+        rotations = check_rotations(images, models, squashed, check_rotation or [])
     sentence_vectors: list[np.ndarray | None] = (
         [None] * len(images) if squashed is None else list(squashed.vectors)
     )
