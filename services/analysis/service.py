@@ -20,7 +20,7 @@ from core.errors import ModelMissing
 from core.events import photos_changed
 from db.models import Detection, Photo, PhotoAnalysis, PhotoEmbedding
 from db.types import utcnow
-from services.analysis.text_vectors import SquashedViews, embed_text_vectors, store_text_vector
+from services.analysis.text_vectors import SquashedViews, squashed_views, store_text_vector
 from services.faces.service import owner_has_labels, store_faces
 from services.inference.faces import FaceResult
 from services.inference.labels import LabelResult
@@ -113,14 +113,14 @@ def analyze_images(
     if models.settings.analysis_lanes > 1:
         # One worker runs its two tasks in order, so the squashed views are ready early.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis-detector") as lane:
-            squashed_future = lane.submit(embed_text_vectors, images, models)
+            squashed_future = lane.submit(squashed_views, images, models)
             detector_future = lane.submit(detect_and_label)
             faces, qualities = faces_and_quality()
             squashed = squashed_future.result()
             rotations = check_rotations(images, models, squashed, check_rotation or [])
             detections, labels = detector_future.result()
     else:
-        squashed = embed_text_vectors(images, models)
+        squashed = squashed_views(images, models)
         detections, labels = detect_and_label()
         faces, qualities = faces_and_quality()
         rotations = check_rotations(images, models, squashed, check_rotation or [])

@@ -45,8 +45,9 @@ class SquashedViews:
     image_model: ImageLabeler
 
 
-def embed_text_vectors(images: list[Image.Image], models: ModelSet) -> SquashedViews | None:
-    """Sentence-space vectors of a batch, or None when the head is not installed."""
+def squashed_views(images: list[Image.Image], models: ModelSet) -> SquashedViews | None:
+    """The batch squashed and embedded once, with its sentence-space vectors; None when the
+    alignment head is not installed (the rotation check then embeds the upright view itself)."""
     try:
         aligner = models.alignment
     except ModelMissing as missing:
