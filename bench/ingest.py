@@ -12,8 +12,8 @@ DATA_FOLDER holds images/ (any layout of the testdata sets). For each batch size
 2. inference alone, with the service stopped (both compete for the same cores otherwise): this process
    loads the same models, decodes the same images beforehand exactly as the analysis job does
    (services.photos.images.load_oriented, max side 1280; not timed) and times the job's model step,
-   services.analysis.service.analyze_images (objects.detect + labels.predict, + faces.analyze where the
-   service runs it), batched like the service: B photos per call within each upload chunk, because
+   services.analysis.service.analyze_images (objects.detect + labels.predict, + faces.analyze, the
+   quality metrics and the rotation check where the service runs them), batched like the service: B photos per call within each upload chunk, because
    the service makes one analyze job per upload request. Per-model times are printed too.
 
 The machine may be shared: wall times then swing with other load, so each round also records CPU
@@ -37,8 +37,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -132,9 +130,11 @@ def run_inference_alone(paths: list[Path], batch_size: int, threads: int, chunk:
     images = [load_oriented(data, max_side=ANALYSIS_MAX_SIDE) for data in blobs]
     decode_seconds = time.perf_counter() - t0
     flags = rotation_check_flags(blobs)
-    takes_flags = (
-        flags is not None and "check_rotation" in inspect.signature(analysis.analyze_images).parameters
-    )
+    parameters = inspect.signature(analysis.analyze_images).parameters
+    takes_flags = flags is not None and "check_rotation" in parameters
+    # The job computes the quality metrics inside its model step (since they read the face boxes);
+    # what they need from the file is read with the decode, outside the clock.
+    sources = quality_sources(analysis, blobs) if "quality_sources" in parameters else None
 
     # Time the analysis job's own model step, services.analysis.service.analyze_images (every model it runs:
     # objects + labels + faces, rotation check where the job makes them, and the negligible tag
@@ -156,14 +156,17 @@ def run_inference_alone(paths: list[Path], batch_size: int, threads: int, chunk:
             setattr(owner, attribute, _timed(original, per_part, part, depth))
     try:
 
-        def run(batch: list[Image.Image], batch_flags: list[bool]) -> None:
-            if takes_flags:
+        def run(start: int, end: int, batch_flags: list[bool]) -> None:
+            batch = images[start:end]
+            if sources is not None:
+                analysis.analyze_images(batch, models, batch_flags, sources[start:end])
+            elif takes_flags:
                 analysis.analyze_images(batch, models, check_rotation=batch_flags)
             else:
                 analysis.analyze_images(batch, models)
 
         # Warm-up outside the clock: the service has also built its sessions before the first upload.
-        run(images[:1], [False])
+        run(0, 1, [False])
         per_part.update(dict.fromkeys(per_part, 0.0))
         all_flags = flags or [False] * len(images)
         calls = 0
@@ -174,7 +177,7 @@ def run_inference_alone(paths: list[Path], batch_size: int, threads: int, chunk:
             for start in range(request_start, request_end, batch_size):
                 end = min(start + batch_size, request_end)
                 t0 = time.perf_counter()
-                run(images[start:end], all_flags[start:end])
+                run(start, end, all_flags[start:end])
                 seconds += time.perf_counter() - t0
                 calls += 1
         cpu = time.process_time() - cpu_before
@@ -192,6 +195,21 @@ def run_inference_alone(paths: list[Path], batch_size: int, threads: int, chunk:
         per_model={part: t for part, t in per_part.items() if t > 0},  # parts the job did not call drop out
         rotation_checked=sum(all_flags) if takes_flags else 0,
     )
+
+
+def quality_sources(analysis: Any, blobs: list[bytes]) -> list[Any]:
+    """What the job hands the quality metrics for each file: its JPEG quantisation tables and the size
+    the upload recorded (the decoded image may be scaled down to the analysis side)."""
+    from core.config import get_settings
+    from services.photos.images import inspect_image
+    from services.quality.assess import jpeg_tables
+
+    settings = get_settings()
+    out = []
+    for data in blobs:
+        info = inspect_image(data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+        out.append(analysis.QualitySource(jpeg_tables(data), (info.width, info.height)))
+    return out
 
 
 def rotation_check_flags(blobs: list[bytes]) -> list[bool] | None:
@@ -301,7 +319,8 @@ def main() -> None:
             f"{e2e.cpu_seconds / alone.cpu_seconds:9.2f} | {e2e.peak_rss_mib or float('nan'):12.0f}"
         )
     print(
-        "inference alone = every model run the analysis job makes (analysis.service.analyze_images); "
+        "inference alone = every model run the analysis job makes, and the quality metrics it runs with "
+        "them (analysis.service.analyze_images); "
         "core models = the same without the rotation check"
         + (f" (made for {rows[0][2].rotation_checked} of {n} images)" if rows[0][2].rotation_checked else "")
     )

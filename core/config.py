@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # A worker touches its job this often; a job untouched for job_stale_seconds is reclaimed.
     job_heartbeat_seconds: float = 3.0
     job_stale_seconds: float = 12.0
+    # A job type split in two (analysis) has its next batch prepared while the current one is stored,
+    # so the models keep the cores busy during the database writes (bench/reports/ingest.md).
+    job_read_ahead: bool = True
     # `local`: in-process worker threads claim jobs from the database (the embedded default). `dramatiq`:
     # the API splits jobs into tasks on a broker, separate `python -m services.jobs.worker` processes
     # run them (docs/distributed.md).

@@ -26,7 +26,7 @@ from services.inference.faces import FaceResult
 from services.inference.labels import LabelResult
 from services.inference.models import ModelSet
 from services.inference.objects import Detection as ObjectDetection
-from services.jobs.service import JobContext, JobType, ensure_queued_job, register_job_type
+from services.jobs.service import JobContext, JobType, StoreStep, ensure_queued_job, register_job_type
 from services.photos.images import ANALYSIS_MAX_SIDE, load_oriented
 from services.photos.service import get_photo, get_photos, owner_photo_ids
 from services.quality.assess import QualityResult, assess_quality, jpeg_tables
@@ -244,9 +244,11 @@ def store_findings(db: Session, photo: Photo, findings: PhotoFindings, models: M
     photos_changed(db, photo.owner_id, [photo.id])
 
 
-def analyze_batch(
+def prepare_analysis(
     context: JobContext, owner_id: str, photo_ids: list[str], params: dict[str, Any]
-) -> dict[str, str]:
+) -> StoreStep:
+    """Decode the photos and run the models; returns the step that stores the findings (the job runner
+    prepares the next batch while this one is stored)."""
     errors: dict[str, str] = {}
     with context.sessions() as db:
         photos = get_photos(db, owner_id=owner_id, photo_ids=photo_ids)
@@ -285,21 +287,31 @@ def analyze_batch(
         log.exception("analysis of %d photos failed", len(ids))
         errors.update({photo_id: f"analysis failed: {exc}" for photo_id in ids})
         findings = []
-    with context.sessions() as db:
-        for photo in get_photos(db, owner_id=owner_id, photo_ids=list(sources)):
-            if photo.id in errors:
-                photo.analysis_state = "failed"
-                photo.analysis_error = errors[photo.id]
-            else:
-                store_findings(db, photo, findings[ids.index(photo.id)], models)
-        analysed = [photo_id for photo_id in ids if photo_id not in errors]
-        try:
-            embed_summaries(db, owner_id, analysed, models.text)
-        except ModelMissing as error:
-            # Search still works on words; the index embeds the summaries once the model is there.
-            log.warning("summaries of %d photos not embedded: %s", len(analysed), error.detail)
-        db.commit()
-    return errors
+
+    def store() -> dict[str, str]:
+        with context.sessions() as db:
+            for photo in get_photos(db, owner_id=owner_id, photo_ids=list(sources)):
+                if photo.id in errors:
+                    photo.analysis_state = "failed"
+                    photo.analysis_error = errors[photo.id]
+                else:
+                    store_findings(db, photo, findings[ids.index(photo.id)], models)
+            analysed = [photo_id for photo_id in ids if photo_id not in errors]
+            try:
+                embed_summaries(db, owner_id, analysed, models.text)
+            except ModelMissing as error:
+                # Search still works on words; the index embeds the summaries once the model is there.
+                log.warning("summaries of %d photos not embedded: %s", len(analysed), error.detail)
+            db.commit()
+        return errors
+
+    return store
+
+
+def analyze_batch(
+    context: JobContext, owner_id: str, photo_ids: list[str], params: dict[str, Any]
+) -> dict[str, str]:
+    return prepare_analysis(context, owner_id, photo_ids, params)()
 
 
 def recognise_after_analysis(context: JobContext, owner_id: str, params: dict[str, Any]) -> None:
@@ -320,6 +332,7 @@ def register() -> None:
             on_finished=recognise_after_analysis,
             queue="analysis",
             splittable=True,
+            prepare=prepare_analysis,
         )
     )
 

@@ -17,8 +17,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, and_, event, literal, or_, select, update
@@ -59,6 +62,10 @@ class JobContext:
 # A batch handler gets the owner, a batch of item ids and the job params; it returns an error
 # message for each failed item (items not in the dict succeeded).
 BatchHandler = Callable[[JobContext, str, list[str], dict[str, Any]], dict[str, str]]
+# A batch split in two: the preparer does the slow part (reading, decoding, the models) and returns the
+# step that stores its outcome, which returns the handler's errors.
+StoreStep = Callable[[], dict[str, str]]
+BatchPreparer = Callable[[JobContext, str, list[str], dict[str, Any]], StoreStep]
 
 
 @dataclass
@@ -74,6 +81,9 @@ class JobType:
     # the job may be split into independent tasks (items handled in any order, on any worker).
     queue: str = "default"
     splittable: bool = False
+    # When set, handler(...) is prepare(...)(): the local runner prepares the next batch while it
+    # stores the current one (Settings.job_read_ahead), so the models do not wait for the writes.
+    prepare: BatchPreparer | None = None
 
 
 _job_types: dict[str, JobType] = {}
@@ -376,44 +386,35 @@ def _run_batches(
     claim_token: str | None,
 ) -> None:
     batch_size = max(1, job_type.batch_size(context.settings))
-    while position < len(items):
-        if claim_lost():
-            raise LostClaim(job_id)
-        if should_stop():
-            # Unfenced: this write gives the claim up itself, under the same claim condition.
-            with unfenced_sessions() as db:
-                db.execute(
-                    update(Job)
-                    .where(_claim_condition(job_id, worker_id, claim_token), Job.state == "running")
-                    .values(state="queued", worker_id=None, claim_token=None)
-                )
-                db.commit()
-            log.info("job %s handed back to the queue at %d/%d", job_id, position, len(items))
-            return
-        batch = items[position : position + batch_size]
-        try:
-            errors = job_type.handler(context, owner_id, batch, params)
-        except LostClaim:
-            raise
-        except Exception as exc:  # a handler bug fails the batch, not the worker
-            log.exception("job %s batch at %d failed", job_id, position)
-            errors = {item: f"{type(exc).__name__}: {exc}" for item in batch}
-        with context.sessions() as db:
-            job = db.get(Job, job_id)
-            if job is None or job.state != "running" or job.worker_id != worker_id:
-                log.info("job %s stopped (state %s)", job_id, job.state if job else "deleted")
+    prepare = job_type.prepare if context.settings.job_read_ahead else None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="job-read-ahead") as ahead:
+        upcoming: Future[StoreStep] | None = None
+        while position < len(items):
+            batch = items[position : position + batch_size]
+            if upcoming is None:
+                if claim_lost():
+                    raise LostClaim(job_id)
+                if should_stop():
+                    _hand_back(unfenced_sessions, job_id, worker_id, claim_token)
+                    log.info("job %s handed back to the queue at %d/%d", job_id, position, len(items))
+                    return
+                prepare_now = partial(_prepare_batch, job_type, context, owner_id, batch, params)
+                store = _ready_store(prepare_now, batch, job_id, position)
+            else:
+                store, upcoming = _ready_store(upcoming.result, batch, job_id, position), None
+            following = items[position + len(batch) : position + len(batch) + batch_size]
+            if following and prepare is not None and not claim_lost() and not should_stop():
+                upcoming = ahead.submit(prepare, context, owner_id, following, params)
+            errors = _run_store(store, batch, job_id, position)
+            if not _record_progress(context, job_id, worker_id, batch, position + len(batch), errors):
+                if upcoming is not None:
+                    # Its photos are analysed already: they keep what was found, not a "running" state.
+                    with suppress(LostClaim):
+                        store = _ready_store(upcoming.result, following, job_id, position)
+                        _run_store(store, following, job_id, position)
                 return
             position += len(batch)
-            job.position = position
-            job.failed += len(errors)
-            job.done += len(batch) - len(errors)
-            if errors and len(job.errors) < MAX_ERRORS_KEPT:
-                job.errors = [*job.errors, *({"item": i, "error": e} for i, e in errors.items())][
-                    :MAX_ERRORS_KEPT
-                ]
-            job.heartbeat_at = utcnow()
-            db.commit()
-        log.info("job %s progress %d/%d", job_id, position, len(items))
+            log.info("job %s progress %d/%d", job_id, position, len(items))
     if job_type.on_finished is not None:
         try:
             job_type.on_finished(context, owner_id, params)
@@ -433,6 +434,76 @@ def _run_batches(
         if job is not None and job.state == "running":
             # Partial failures are listed in `errors`; the job fails only when nothing succeeded.
             _finish(db, job, "failed" if job.total and job.failed == job.total else "succeeded")
+
+
+def _prepare_batch(
+    job_type: JobType, context: JobContext, owner_id: str, batch: list[str], params: dict[str, Any]
+) -> StoreStep:
+    """The batch prepared; for a job type that is not split in two, one step that does all of it."""
+    if job_type.prepare is None:
+        return lambda: job_type.handler(context, owner_id, batch, params)
+    return job_type.prepare(context, owner_id, batch, params)
+
+
+def _failed(batch: list[str], job_id: str, position: int, exc: Exception) -> dict[str, str]:
+    # A handler bug fails the batch, not the worker.
+    log.error("job %s batch at %d failed", job_id, position, exc_info=exc)
+    return {item: f"{type(exc).__name__}: {exc}" for item in batch}
+
+
+def _ready_store(make: Callable[[], StoreStep], batch: list[str], job_id: str, position: int) -> StoreStep:
+    """make()'s store step, or when preparing failed, a step that reports it for every item."""
+    try:
+        return make()
+    except LostClaim:
+        raise
+    except Exception as exc:
+        errors = _failed(batch, job_id, position, exc)
+        return lambda: errors
+
+
+def _run_store(store: StoreStep, batch: list[str], job_id: str, position: int) -> dict[str, str]:
+    try:
+        return store()
+    except LostClaim:
+        raise
+    except Exception as exc:
+        return _failed(batch, job_id, position, exc)
+
+
+def _hand_back(
+    unfenced_sessions: sessionmaker[Session], job_id: str, worker_id: str, claim_token: str | None
+) -> None:
+    # Unfenced: this write gives the claim up itself, under the same claim condition.
+    with unfenced_sessions() as db:
+        db.execute(
+            update(Job)
+            .where(_claim_condition(job_id, worker_id, claim_token), Job.state == "running")
+            .values(state="queued", worker_id=None, claim_token=None)
+        )
+        db.commit()
+
+
+def _record_progress(
+    context: JobContext, job_id: str, worker_id: str, batch: list[str], position: int, errors: dict[str, str]
+) -> bool:
+    """Count the batch on the job, now at `position`; False when the job stopped (cancelled, deleted,
+    taken over)."""
+    with context.sessions() as db:
+        job = db.get(Job, job_id)
+        if job is None or job.state != "running" or job.worker_id != worker_id:
+            log.info("job %s stopped (state %s)", job_id, job.state if job else "deleted")
+            return False
+        job.position = position
+        job.failed += len(errors)
+        job.done += len(batch) - len(errors)
+        if errors and len(job.errors) < MAX_ERRORS_KEPT:
+            job.errors = [*job.errors, *({"item": i, "error": e} for i, e in errors.items())][
+                :MAX_ERRORS_KEPT
+            ]
+        job.heartbeat_at = utcnow()
+        db.commit()
+    return True
 
 
 def _finish(db: Session, job: Job, state: str, extra_error: dict[str, Any] | None = None) -> None:

@@ -52,14 +52,15 @@ def apply_delta(db: Session, owner_id: str, delta: Counter[str]) -> None:
     if not changes:
         return
     insert = sqlite_insert if db.get_bind().dialect.name == "sqlite" else postgresql_insert
-    for key, change in sorted(changes.items()):
-        statement = insert(FacetCount).values(owner_id=owner_id, key=key, count=change)
-        db.execute(
-            statement.on_conflict_do_update(
-                index_elements=["owner_id", "key"],
-                set_={"count": FacetCount.count + statement.excluded.count},
-            )
-        )
+    statement = insert(FacetCount)
+    # One statement for every key (sorted, so concurrent writers lock the rows in the same order).
+    db.execute(
+        statement.on_conflict_do_update(
+            index_elements=["owner_id", "key"],
+            set_={"count": FacetCount.count + statement.excluded.count},
+        ),
+        [{"owner_id": owner_id, "key": key, "count": change} for key, change in sorted(changes.items())],
+    )
 
 
 def replace_keys(doc: PhotoSearchDoc, keys: list[str], delta: Counter[str]) -> None:

@@ -4,6 +4,7 @@ import threading
 import time
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 
 from db.models import Job
@@ -166,3 +167,57 @@ def test_analysis_progress_moves_photo_by_photo(client: TestClient, owner: Owner
     # Six photos of a few hundred ms each, polled every 10 ms: most steps are seen (a batch of 8 would
     # show 0 and 6 only).
     assert len(seen - {0, len(names)}) >= 3, sorted(seen)
+
+
+@pytest.mark.parametrize("stop", ["cancel", "shutdown"])
+def test_an_analysis_stopped_midway_leaves_no_photo_running(
+    client: TestClient, owner: OwnerAuth, stop: str
+) -> None:
+    """The runner analyses the next batch while it stores the current one. A job stopped midway still
+    stores what it analysed: every photo ends analysed or waiting, none "running", and a job handed
+    back at shutdown resumes exactly after the photos it stored."""
+    sessions = client.app.state.sessions
+    runner = client.app.state.job_runner
+    runner.stop()  # this test runs the job itself
+    try:
+        names = sorted(FACES_TRUTH)[20:28]
+        files = [("files", (n, (FACES_DIR / "images" / n).read_bytes(), "image/jpeg")) for n in names]
+        uploaded = client.post("/v1/photos", headers=owner.headers, files=files).json()
+        photo_ids = [result["photo"]["id"] for result in uploaded["results"]]
+        job_id = uploaded["job_id"]
+        with sessions() as db:
+            claimed = claim_next_job(db, worker_id="stopping-worker")
+            assert claimed is not None and claimed.id == job_id
+
+        def done() -> int:
+            with sessions() as db:
+                return db.get(Job, job_id).done
+
+        if stop == "shutdown":
+            run_job(runner.context, job_id, "stopping-worker", should_stop=lambda: done() >= 2)
+        else:
+            worker = threading.Thread(target=run_job, args=(runner.context, job_id, "stopping-worker"))
+            worker.start()
+            deadline = time.monotonic() + 120
+            while done() < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert client.delete(f"/v1/jobs/{job_id}", headers=owner.headers).json()["state"] == "cancelled"
+            worker.join(timeout=120)
+        states = [
+            client.get(f"/v1/photos/{photo_id}", headers=owner.headers).json()["analysis_state"]
+            for photo_id in photo_ids
+        ]
+        assert "running" not in states and set(states) <= {"done", "pending"}, states
+        analysed = states.count("done")
+        assert 2 <= analysed < len(names), states
+        with sessions() as db:
+            job = db.get(Job, job_id)
+            if stop == "shutdown":
+                assert (job.state, job.position, job.done) == ("queued", analysed, analysed)
+                assert states[:analysed] == ["done"] * analysed
+            else:
+                assert job.state == "cancelled" and job.done <= analysed
+    finally:
+        runner.start()
+    if stop == "shutdown":
+        assert wait_for_job(client, owner, job_id, timeout=120)["done"] == len(names)
