@@ -13,8 +13,9 @@ DATA_FOLDER holds images/ (any layout of the testdata sets). For each batch size
    loads the same models, decodes the same images beforehand exactly as the analysis job does
    (services.photos.images.load_oriented, max side 1280; not timed) and times the job's model step,
    services.analysis.service.analyze_images (objects.detect + labels.predict, + faces.analyze, the
-   quality metrics and the rotation check where the service runs them), batched like the service: B photos per call within each upload chunk, because
-   the service makes one analyze job per upload request. Per-model times are printed too.
+   quality metrics and the rotation check where the service runs them), batched like the service: B
+   photos per call within each upload chunk, because the service makes one analyze job per upload
+   request. Per-model times are printed too.
 
 The machine may be shared: wall times then swing with other load, so each round also records CPU
 seconds (server process vs this process) and the load average; --repeats N reports medians.

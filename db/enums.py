@@ -23,7 +23,6 @@ class TagState(StrEnum):
 
 class AnalysisState(StrEnum):
     pending = "pending"
-    running = "running"
     done = "done"
     failed = "failed"
 

@@ -250,11 +250,10 @@ def prepare_analysis(
     """Decode the photos and run the models; returns the step that stores the findings (the job runner
     prepares the next batch while this one is stored)."""
     errors: dict[str, str] = {}
+    # Read only: a write here would wait for the previous batch's store to commit (SQLite has one
+    # writer) and undo the read-ahead; photos go from pending to done or failed in the store step.
     with context.sessions() as db:
         photos = get_photos(db, owner_id=owner_id, photo_ids=photo_ids)
-        for photo in photos:
-            photo.analysis_state = "running"
-        db.commit()
         sources = {photo.id: photo.sha256 for photo in photos}
         original_sizes = {photo.id: (photo.width, photo.height) for photo in photos}
         check_rotation = {
@@ -283,7 +282,7 @@ def prepare_analysis(
             [check_rotation[i] for i in ids],
             [quality_sources[i] for i in ids],
         )
-    except Exception as exc:  # e.g. a missing model file: the photos are failed, not left "running"
+    except Exception as exc:  # e.g. a missing model file: the photos are failed, not left pending
         log.exception("analysis of %d photos failed", len(ids))
         errors.update({photo_id: f"analysis failed: {exc}" for photo_id in ids})
         findings = []

@@ -18,7 +18,6 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -407,12 +406,7 @@ def _run_batches(
                 upcoming = ahead.submit(prepare, context, owner_id, following, params)
             errors = _run_store(store, batch, job_id, position)
             if not _record_progress(context, job_id, worker_id, batch, position + len(batch), errors):
-                if upcoming is not None:
-                    # Its photos are analysed already: they keep what was found, not a "running" state.
-                    with suppress(LostClaim):
-                        store = _ready_store(upcoming.result, following, job_id, position)
-                        _run_store(store, following, job_id, position)
-                return
+                return  # a batch read ahead is dropped unstored (its items were never counted)
             position += len(batch)
             log.info("job %s progress %d/%d", job_id, position, len(items))
     if job_type.on_finished is not None:
