@@ -23,6 +23,7 @@ from services.inference.models import ModelSet, check_manifest
 from services.jobs.registry import maintenance_tasks, register_job_types
 from services.jobs.service import JobContext, JobRunner
 from services.owners.service import ensure_bootstrap_owner
+from services.search.warm import Warmer
 
 log = logging.getLogger("shoebox")
 
@@ -81,9 +82,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         log.info("shoebox ready: database %s, data %s", engine.url.render_as_string(), settings.data_dir)
+        # After the freeze: what the warm-up loads is replaced as the library changes.
+        warmer = Warmer(app.state.sessions, settings.warm_owners)
+        warmer.start()
         try:
             yield
         finally:
+            warmer.stop()
             if runner is not None:
                 runner.stop()
             # Collectable again once this app is done (tests start many in one process).
