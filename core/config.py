@@ -88,8 +88,8 @@ class Settings(BaseSettings):
     # A job type split in two (analysis) has its next batch prepared while the current one is stored,
     # so the models keep the cores busy during the database writes (bench/reports/ingest.md).
     job_read_ahead: bool = True
-    # A starting API loads the search indexes and overview columns of this many owners (the last to
-    # upload first) in the background, so the first search or timeline after a restart is not slow.
+    # A starting API loads the overview columns of this many owners (the last to upload first) in the
+    # background, so the first timeline or facet count after a restart is not slow.
     warm_owners: int = Field(default=4, ge=0, le=64)
     # `local`: in-process worker threads claim jobs from the database (the embedded default). `dramatiq`:
     # the API splits jobs into tasks on a broker, separate `python -m services.jobs.worker` processes
