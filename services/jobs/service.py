@@ -1,7 +1,9 @@
 """Persistent background jobs: created in the database, claimed atomically, run in batches.
 
 A job is a list of work items (photo ids) and a position. Workers commit progress after every
-batch, so a job interrupted by a crash or restart is requeued and resumes where it stopped.
+batch, so a job interrupted by a crash or restart is requeued and resumes where it stopped. A job
+type split in two (`prepare`, e.g. analysis) has its next batch prepared while the current one is
+stored; a prepared batch is only counted once stored.
 Any number of processes may run workers against one database: the claim is a conditional UPDATE.
 
 Crash recovery: a worker's heartbeat thread touches its jobs every few seconds; a running job left
