@@ -170,7 +170,7 @@ def test_analysis_progress_moves_photo_by_photo(client: TestClient, owner: Owner
 
 
 @pytest.mark.parametrize("stop", ["cancel", "shutdown"])
-def test_an_analysis_stopped_midway_leaves_no_photo_running(
+def test_an_analysis_stopped_midway_counts_exactly_the_photos_it_stored(
     client: TestClient, owner: OwnerAuth, stop: str
 ) -> None:
     """The runner analyses the next batch while it stores the current one. A job stopped midway still
