@@ -173,9 +173,9 @@ def test_analysis_progress_moves_photo_by_photo(client: TestClient, owner: Owner
 def test_an_analysis_stopped_midway_counts_exactly_the_photos_it_stored(
     client: TestClient, owner: OwnerAuth, stop: str
 ) -> None:
-    """The runner analyses the next batch while it stores the current one. A job stopped midway still
-    stores what it analysed: every photo ends analysed or pending, and a job handed back at shutdown
-    resumes exactly after the photos it stored."""
+    """The runner analyses the next batch while it stores the current one. A job stopped midway counts
+    only what it stored: every photo ends analysed or pending, a cancelled job drops the batch it read
+    ahead, and a job handed back at shutdown stores the batch it holds and resumes right after it."""
     sessions = client.app.state.sessions
     runner = client.app.state.job_runner
     runner.stop()  # this test runs the job itself
