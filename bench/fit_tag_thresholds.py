@@ -50,9 +50,12 @@ Detections = list[list[tuple[str, float]]]
 def detect_all(
     detector: ObjectDetector, folder: Path, names: list[str], floor: float, cache: Path
 ) -> Detections:
-    """(class, score) pairs per image at or above `floor`, cached by model file, folder and floor."""
-    digest = hashlib.sha256(detector.session.path.read_bytes()).hexdigest()[:16]
-    key = hashlib.sha256(f"{digest}|{folder.resolve()}|{floor}|{','.join(names)}".encode()).hexdigest()[:16]
+    """(class, score) pairs per image at or above `floor`, cached by model file, canvas, folder and floor."""
+    digest = hashlib.sha256(detector.onnx.path.read_bytes()).hexdigest()[:16]
+    canvas = "rect" if detector.rect else "square"
+    key = hashlib.sha256(
+        f"{digest}|{canvas}|{folder.resolve()}|{floor}|{','.join(names)}".encode()
+    ).hexdigest()[:16]
     path = cache / f"detections-{detector.name}-{key}.json"
     if path.is_file():
         cached: dict[str, list[list[Any]]] = json.loads(path.read_text())

@@ -15,9 +15,16 @@ the int8 grid values (nothing is invented), only the activation quantisation is 
 differ from the int8 graph by that quantisation noise only (tests/inference compares them on real
 photos). Everything else (attention, the end-to-end top-k head) is kept as it is.
 
-The result is deterministic (same input file, same onnx version -> same bytes), has the same input
-and output signature as the int8 file (`images` [1,3,640,640] -> `output0` [1,300,6]) and keeps its
-metadata (names, stride, licence), marked with what was done.
+The exported graph is fixed to a 640 x 640 input: its anchor points and strides (8400 of them) and
+the two attention blocks' reshapes are constants for that size. The rebuild computes them from the
+feature maps' shapes instead (`free_input_size`), so the graph takes any height and width that are
+multiples of 32 and the detector can letterbox a 4:3 photo to 640 x 480 instead of 640 x 640, as
+Ultralytics' own rectangular inference does: a quarter less work for the same detections (at 640 x 640
+the outputs are bit-identical to the fixed graph's; tests/inference/test_yolo26.py).
+
+The result is deterministic (same input file, same onnx version -> same bytes), has the int8 file's
+signature with a free height and width (`images` [1,3,height,width] -> `output0` [1,300,6]) and keeps
+its metadata (names, stride, licence), marked with what was done.
 
 Measured alternatives (bench/reports/tagging.md): a statically quantised QDQ graph made from the fp32
 one (`--qdq CALIBRATION_FOLDER`, calibrated on real photos; not part of set-up) was slower on CPU and
@@ -177,6 +184,174 @@ def dequantize(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+STRIDES = (8, 16, 32)
+EXPORT_SIZE = 640
+# The int8 export's constants tied to its 640 x 640 input.
+ANCHOR_POINTS = "/model.23/Constant_12_output_0", "/model.23/Constant_13_output_0"
+ANCHOR_STRIDES = "/model.23/Constant_14_output_0"
+ATTENTION_BLOCKS = "/model.10/m/m.0/attn", "/model.22/m.0/m.0.1/attn"
+BOX_MAPS = tuple(f"/model.23/one2one_cv2.{level}/one2one_cv2.{level}.2/Conv_output_0" for level in range(3))
+
+
+def _anchor_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ultralytics' anchor points ([1, 2, N], cell centres in grid units, rows first) and strides [1, N]."""
+    points, strides = [], []
+    for stride in STRIDES:
+        ys, xs = np.meshgrid(np.arange(height // stride), np.arange(width // stride), indexing="ij")
+        points.append(np.stack([xs.ravel(), ys.ravel()]) + 0.5)
+        strides.append(np.full(xs.size, stride))
+    return np.concatenate(points, axis=1)[None].astype(np.float32), np.concatenate(strides)[None].astype(
+        np.float32
+    )
+
+
+def free_input_size(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with a free input height and width: the anchor constants are computed from the three
+    box maps' shapes, and the attention blocks reshape to their input's shape (see module doc)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = _Graph(model.graph)
+    points, strides = _anchor_grid(EXPORT_SIZE, EXPORT_SIZE)
+    for name in ANCHOR_POINTS:
+        if not np.array_equal(graph.constant(name), points):
+            raise ExportError(f"{name} is not the {EXPORT_SIZE} px anchor grid")
+    if not np.array_equal(graph.constant(ANCHOR_STRIDES), strides):
+        raise ExportError(f"{ANCHOR_STRIDES} is not the {EXPORT_SIZE} px stride row")
+
+    def const(name: str, value: np.ndarray) -> onnx.NodeProto:
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value, name))
+
+    added = [
+        const("free/zero", np.array(0.0, dtype=np.float32)),
+        const("free/one", np.array(1.0, dtype=np.float32)),
+        const("free/half", np.array(0.5, dtype=np.float32)),
+        const("free/h_at", np.array([2], dtype=np.int64)),
+        const("free/w_at", np.array([3], dtype=np.int64)),
+        const("free/end", np.array([4], dtype=np.int64)),
+        const("free/axis0", np.array([0], dtype=np.int64)),
+        const("free/axis1", np.array([1], dtype=np.int64)),
+        const("free/points_shape", np.array([1, 2, -1], dtype=np.int64)),
+        const("free/strides_shape", np.array([1, -1], dtype=np.int64)),
+        const("free/qkv_shape", np.array([1, 2, 128, -1], dtype=np.int64)),
+    ]
+    level_points, level_strides = [], []
+    for level, (box_map, stride) in enumerate(zip(BOX_MAPS, STRIDES, strict=True)):
+        if box_map not in graph.producer:
+            raise ExportError(f"{box_map} is not in the graph")
+        p = f"free/level{level}/"
+        added += [
+            helper.make_node("Shape", [box_map], [p + "shape"]),
+            helper.make_node("Slice", [p + "shape", "free/h_at", "free/w_at"], [p + "h"]),
+            helper.make_node("Slice", [p + "shape", "free/w_at", "free/end"], [p + "w"]),
+            helper.make_node("Concat", [p + "h", p + "w"], [p + "hw"], axis=0),
+        ]
+        for axis in ("h", "w"):  # cell centres 0.5, 1.5, ... along each axis
+            added += [
+                helper.make_node("Cast", [p + axis], [p + axis + "_f"], to=TensorProto.FLOAT),
+                helper.make_node("Squeeze", [p + axis + "_f", "free/axis0"], [p + axis + "_n"]),
+                helper.make_node("Range", ["free/zero", p + axis + "_n", "free/one"], [p + axis + "_i"]),
+                helper.make_node("Add", [p + axis + "_i", "free/half"], [p + axis + "_c"]),
+            ]
+        added += [
+            helper.make_node("Unsqueeze", [p + "h_c", "free/axis1"], [p + "y_col"]),
+            helper.make_node("Unsqueeze", [p + "w_c", "free/axis0"], [p + "x_row"]),
+            helper.make_node("Expand", [p + "y_col", p + "hw"], [p + "ys"]),
+            helper.make_node("Expand", [p + "x_row", p + "hw"], [p + "xs"]),
+            helper.make_node("Unsqueeze", [p + "xs", "free/axis0"], [p + "xs1"]),
+            helper.make_node("Unsqueeze", [p + "ys", "free/axis0"], [p + "ys1"]),
+            helper.make_node("Concat", [p + "xs1", p + "ys1"], [p + "xy"], axis=0),
+            helper.make_node("Reshape", [p + "xy", "free/points_shape"], [p + "points"]),
+            const(p + "stride", np.array(float(stride), dtype=np.float32)),
+            helper.make_node("Mul", [p + "ys1", "free/zero"], [p + "zeros"]),
+            helper.make_node("Add", [p + "zeros", p + "stride"], [p + "stride_grid"]),
+            helper.make_node("Reshape", [p + "stride_grid", "free/strides_shape"], [p + "strides"]),
+        ]
+        level_points.append(p + "points")
+        level_strides.append(p + "strides")
+    added += [
+        helper.make_node("Concat", level_points, ["free/anchor_points"], axis=2),
+        helper.make_node("Concat", level_strides, ["free/anchor_strides"], axis=1),
+    ]
+    renamed = dict.fromkeys(ANCHOR_POINTS, "free/anchor_points") | {ANCHOR_STRIDES: "free/anchor_strides"}
+    rewired = 0
+    for block in ATTENTION_BLOCKS:
+        qkv = next((n for n in model.graph.node if n.name == f"{block}/qkv/conv/Conv"), None)
+        if qkv is None:
+            raise ExportError(f"no {block}/qkv/conv/Conv in the graph")
+        added.append(helper.make_node("Shape", [qkv.input[0]], [f"free{block}/input_shape"]))
+        for node in model.graph.node:
+            if node.op_type != "Reshape" or not node.name.startswith(block + "/"):
+                continue
+            shape = _constant_value(model.graph, node.input[1]).tolist()
+            if shape == [1, 2, 128, (EXPORT_SIZE // 32) ** 2]:
+                node.input[1] = "free/qkv_shape"
+            elif shape == [1, 128, EXPORT_SIZE // 32, EXPORT_SIZE // 32]:
+                node.input[1] = f"free{block}/input_shape"
+            else:
+                raise ExportError(f"{node.name}: unexpected reshape {shape}")
+            rewired += 1
+    if rewired != 3 * len(ATTENTION_BLOCKS):
+        raise ExportError(f"{rewired} attention reshapes rewired, expected {3 * len(ATTENTION_BLOCKS)}")
+    for node in model.graph.node:
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+    nodes = _topological(list(model.graph.node) + added, model.graph)
+    nodes = _prune(nodes, [out.name for out in model.graph.output])
+    used = {name for node in nodes for name in node.input}
+    image = onnx.ValueInfoProto()
+    image.CopyFrom(model.graph.input[0])
+    dims = image.type.tensor_type.shape.dim
+    for dim, dim_name in zip(dims[2:], ("height", "width"), strict=True):
+        dim.ClearField("dim_value")
+        dim.dim_param = dim_name
+    new_graph = helper.make_graph(
+        nodes,
+        model.graph.name,
+        [image],
+        list(model.graph.output),
+        initializer=[init for init in model.graph.initializer if init.name in used],
+    )
+    out = helper.make_model(new_graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    out.producer_name = model.producer_name
+    meta = {p.key: p.value for p in model.metadata_props}
+    meta["shoebox.input_size"] = "free height and width (multiples of 32); anchors from the feature maps"
+    helper.set_model_props(out, meta)
+    onnx.checker.check_model(out, full_check=True)
+    return out
+
+
+def _constant_value(graph: onnx.GraphProto, name: str) -> np.ndarray:
+    """The value of a Constant node's output or an initializer."""
+    from onnx import numpy_helper
+
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output[0] == name:
+            return numpy_helper.to_array(node.attribute[0].t)
+    for init in graph.initializer:
+        if init.name == name:
+            return numpy_helper.to_array(init)
+    raise ExportError(f"{name} is not a constant")
+
+
+def _topological(nodes: list[onnx.NodeProto], graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """`nodes` ordered so every input is produced before it is read (stable for an ordered list)."""
+    ready = {init.name for init in graph.initializer} | {value.name for value in graph.input} | {""}
+    ordered: list[onnx.NodeProto] = []
+    waiting = nodes
+    while waiting:
+        still = []
+        for node in waiting:
+            if all(name in ready for name in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                still.append(node)
+        if len(still) == len(waiting):
+            raise ExportError(f"graph has unproduced inputs: {[n.name or n.output[0] for n in still][:5]}")
+        waiting = still
+    return ordered
+
+
 def _prune(nodes: list[onnx.NodeProto], outputs: Sequence[str]) -> list[onnx.NodeProto]:
     """Drop nodes whose outputs nothing uses any more (the bias Reshapes, the scale Muls)."""
     needed = set(outputs)
@@ -253,7 +428,7 @@ def export(model_dir: Path) -> list[Path]:
     import onnx
 
     source = source_path(model_dir)
-    rebuilt = dequantize(onnx.load(str(source)))
+    rebuilt = free_input_size(dequantize(onnx.load(str(source))))
     target = model_dir / OUTPUT_FILE
     with atomic_output(target) as tmp:
         onnx.save(rebuilt, str(tmp))

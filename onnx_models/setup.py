@@ -132,10 +132,15 @@ def _spec_problems(kind: str, specs: list[TensorSpec], actual: dict[str, Any], e
         if len(shape) != len(spec.shape):
             problems.append(f"{kind} {spec.name!r} has rank {len(shape)}, manifest says {spec.shape}")
             continue
-        # Only the manifest's fixed (integer) dims are binding; named dims may be anything.
+        # The manifest's fixed (integer) dims are binding; a named input dim must be free in the file
+        # (an older export fixed to one size is made again, e.g. YOLO26n before its free input size).
         for axis, (want, got) in enumerate(zip(spec.shape, shape, strict=True)):
             if isinstance(want, int) and got != want:
                 problems.append(f"{kind} {spec.name!r} dim {axis} is {got}, manifest says {want}")
+            elif kind == "input" and isinstance(want, str) and isinstance(got, int):
+                problems.append(
+                    f"{kind} {spec.name!r} dim {axis} is fixed at {got}, manifest says free ({want})"
+                )
         want_type = ORT_TYPES.get(spec.dtype)
         if want_type is not None and node.type != want_type:
             problems.append(f"{kind} {spec.name!r} is {node.type}, manifest says {spec.dtype}")

@@ -93,6 +93,9 @@ class ObjectsPreprocessing(Preprocessing):
     std: float | tuple[float, float, float] = 1.0
     # Ultralytics centres the image on the canvas; YOLOX pastes it at the top-left.
     letterbox: Literal["center", "top_left"] | None = None
+    # Rectangular letterbox (Ultralytics' `rect`): pad only up to a multiple of the largest stride, so a
+    # 4:3 photo is 640 x 480, not 640 x 640. Used only when the graph's height and width are free.
+    rect: bool = False
     pad_value: int = 114
     # Detections kept (stored) by analysis; tag thresholds are applied later, in tagging.
     score_threshold: float = 0.25
@@ -131,6 +134,8 @@ class ObjectDetector(InferenceModel):
 
         inputs = self.onnx.session.get_inputs()
         self.input_name = inputs[0].name
+        spatial = inputs[0].shape[2:]
+        self.rect = pre.rect and not all(isinstance(dim, int) for dim in spatial)
         batch_dim = inputs[0].shape[0] if inputs[0].shape else None
         # A fixed batch dimension (the int8 v8 export has 1) means one image per run.
         self.fixed_batch: int | None = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
@@ -151,13 +156,20 @@ class ObjectDetector(InferenceModel):
         ratio = min(self.input_w / w, self.input_h / h)
         new_w, new_h = max(1, round(w * ratio)), max(1, round(h * ratio))
         resized = rgb.resize((new_w, new_h), Image.Resampling.BILINEAR) if (new_w, new_h) != (w, h) else rgb
+        canvas_w, canvas_h = self.input_w, self.input_h
+        if self.rect:
+            step = max(self.strides)
+            canvas_w, canvas_h = (
+                min(canvas_w, -(-new_w // step) * step),
+                min(canvas_h, -(-new_h // step) * step),
+            )
         if self.letterbox_mode == "center":
             # Same rounding as Ultralytics' LetterBox so the padding matches its exports.
-            dw, dh = (self.input_w - new_w) / 2, (self.input_h - new_h) / 2
+            dw, dh = (canvas_w - new_w) / 2, (canvas_h - new_h) / 2
             left, top = round(dw - 0.1), round(dh - 0.1)
         else:
             left, top = 0, 0
-        canvas = np.full((self.input_h, self.input_w, 3), self.pad_value, dtype=np.uint8)
+        canvas = np.full((canvas_h, canvas_w, 3), self.pad_value, dtype=np.uint8)
         canvas[top : top + new_h, left : left + new_w] = np.asarray(resized, dtype=np.uint8)
         if self.channels == "BGR":
             canvas = canvas[:, :, ::-1]
@@ -274,19 +286,23 @@ class ObjectDetector(InferenceModel):
         iou = self.nms_iou if nms_iou is None else nms_iou
         prepared = [self._letterbox(img) for img in images]
         batch = self.fixed_batch or self.batch_size
-        results: list[list[Detection]] = []
-        for start in range(0, len(prepared), batch):
-            chunk = prepared[start : start + batch]
-            tensor = np.stack([p[0] for p in chunk])
-            if self.fixed_batch and tensor.shape[0] < self.fixed_batch:
-                # A fixed batch > 1 still needs full batches: pad with copies, drop their outputs.
-                pad = np.repeat(tensor[-1:], self.fixed_batch - tensor.shape[0], axis=0)
-                tensor = np.concatenate([tensor, pad])
-            output = self.onnx.run({self.input_name: tensor})[0]
-            results.extend(
-                self._postprocess(output[i], lb, threshold, iou) for i, (_, lb) in enumerate(chunk)
-            )
-        return results
+        # Rectangular canvases differ in shape: only images of one shape share a run.
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, (tensor, _) in enumerate(prepared):
+            by_shape.setdefault(tensor.shape, []).append(index)
+        results: dict[int, list[Detection]] = {}
+        for indexes in by_shape.values():
+            for start in range(0, len(indexes), batch):
+                chunk = indexes[start : start + batch]
+                tensor = np.stack([prepared[i][0] for i in chunk])
+                if self.fixed_batch and tensor.shape[0] < self.fixed_batch:
+                    # A fixed batch > 1 still needs full batches: pad with copies, drop their outputs.
+                    pad = np.repeat(tensor[-1:], self.fixed_batch - tensor.shape[0], axis=0)
+                    tensor = np.concatenate([tensor, pad])
+                output = self.onnx.run({self.input_name: tensor})[0]
+                for row, index in enumerate(chunk):
+                    results[index] = self._postprocess(output[row], prepared[index][1], threshold, iou)
+        return [results[index] for index in range(len(prepared))]
 
 
 def load_object_detector(settings: Settings, name: str | None = None) -> ObjectDetector:

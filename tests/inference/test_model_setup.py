@@ -177,3 +177,6 @@ def test_signature_check_catches_wrong_names_and_fixed_dims(
     assert any("dim 2 is 224" in p for p in onnx_problems(path, wrong_size))
     wrong_name = entry.model_copy(update={"outputs": [TensorSpec(name="probs", shape=["N", 1000])]})
     assert any("'probs' not in model" in p for p in onnx_problems(path, wrong_name))
+    # A named input dim must be free in the file: this one is fixed at 224.
+    said_free = entry.model_copy(update={"inputs": [TensorSpec(name="input", shape=["N", 3, "H", "W"])]})
+    assert any("dim 2 is fixed at 224, manifest says free (H)" in p for p in onnx_problems(path, said_free))

@@ -120,6 +120,61 @@ def test_rebuilt_outputs_match_the_int8_graph_on_real_photos(fp32: ObjectDetecto
     assert same / union >= 0.85
 
 
+def test_free_input_size_changes_nothing_at_640_and_takes_other_sizes(rebuilt: Path) -> None:
+    """At 640 x 640 the free-size graph is bit-identical to the fixed one the dequantisation gives;
+    at 640 x 480 (a 4:3 photo) it runs, with anchors for the smaller grid."""
+    import onnxruntime as ort
+
+    fixed = rebuild_yolo26.dequantize(onnx.load(str(rebuild_yolo26.source_path(MODEL_DIR))))
+    sessions = [
+        ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        for model in (fixed.SerializeToString(), str(rebuilt))
+    ]
+    canvas = np.asarray(_photo(BUS_PHOTO).resize((640, 640)), dtype=np.float32).transpose(2, 0, 1)[None] / 255
+    want, got = (session.run(None, {"images": canvas})[0] for session in sessions)
+    np.testing.assert_array_equal(got, want)
+    (rows,) = sessions[1].run(None, {"images": np.ascontiguousarray(canvas[:, :, :480])})[0:1]
+    assert rows.shape == (1, 300, 6) and rows[0, 0, 4] > 0.5  # the buses are still found
+    assert rows[0, :, 3].max() <= 480 + 32  # boxes live on the 480-high canvas
+    anchor_points, strides = rebuild_yolo26._anchor_grid(480, 640)
+    assert anchor_points.shape == (1, 2, 6300) and strides.shape == (1, 6300)
+
+
+def test_rectangular_letterbox_finds_what_the_square_canvas_finds(fp32: ObjectDetector) -> None:
+    """A 4:3 photo goes in as 640 x 480 (a quarter less work); its detections are the square
+    canvas's up to resampling noise. A graph with a fixed size keeps the square canvas."""
+    assert fp32.rect
+    square = ObjectDetector(
+        load_manifest()
+        .by_name("yolo26n_fp32")
+        .model_copy(
+            update={"preprocessing": {**load_manifest().by_name("yolo26n_fp32").preprocessing, "rect": False}}
+        ),
+        Settings(model_dir=MODEL_DIR),
+    )
+    photos = [_photo(name) for name in COMPARED_PHOTOS]
+    shapes = {fp32._letterbox(photo)[0].shape for photo in photos}
+    assert (3, 480, 640) in shapes and all(h % 32 == 0 and w % 32 == 0 for _, h, w in shapes)
+    same = union = 0
+    for want, got in zip(square.detect(photos, 0.05), fp32.detect(photos, 0.05), strict=True):
+        classes_square = {d.class_name for d in want if d.score >= 0.3}
+        classes_rect = {d.class_name for d in got if d.score >= 0.3}
+        same += len(classes_square & classes_rect)
+        union += len(classes_square | classes_rect)
+        for d in (d for d in want if d.score >= 0.5):
+            best = max(
+                (_iou(_xyxy(g.box), _xyxy(d.box)) for g in got if g.class_name == d.class_name), default=0
+            )
+            assert best >= 0.8, f"{d.class_name} {d.score:.2f} moved or went missing"
+    assert same / union >= 0.9
+    int8 = _detector("yolo26n_int8")
+    forced = ObjectDetector(
+        int8.entry.model_copy(update={"preprocessing": {**int8.entry.preprocessing, "rect": True}}),
+        Settings(model_dir=MODEL_DIR),
+    )
+    assert not forced.rect and forced._letterbox(photos[0])[0].shape == (3, 640, 640)
+
+
 # ---- post-processing -----------------------------------------------------------------------------
 
 
