@@ -63,19 +63,20 @@ def dynamic_batch_cut(fp32_path: Path) -> bytes:
 
     model = onnx.load(str(fp32_path))
     nodes = _prune(list(model.graph.node), [RAW_HEAD])
-    inits = {init.name: init for init in model.graph.initializer}
+    constants = {init.name: init for init in model.graph.initializer}
+    constants |= {node.output[0]: node.attribute[0].t for node in nodes if node.op_type == "Constant"}
     for node in nodes:
-        if node.op_type == "Reshape" and node.input[1] in inits:
-            shape = numpy_helper.to_array(inits[node.input[1]]).copy()
+        if node.op_type == "Reshape" and node.input[1] in constants:
+            shape = numpy_helper.to_array(constants[node.input[1]]).copy()
             if shape.size and shape[0] == 1:
                 shape[0] = 0
-                inits[node.input[1]].CopyFrom(numpy_helper.from_array(shape, name=node.input[1]))
+                constants[node.input[1]].CopyFrom(numpy_helper.from_array(shape, name=node.input[1]))
     used = {name for node in nodes for name in node.input}
     graph = helper.make_graph(
         nodes,
         "yolo26n_raw_dynamic",
-        [helper.make_tensor_value_info("images", onnx.TensorProto.FLOAT, ["N", 3, 640, 640])],
-        [helper.make_tensor_value_info(RAW_HEAD, onnx.TensorProto.FLOAT, ["N", 84, 8400])],
+        [helper.make_tensor_value_info("images", onnx.TensorProto.FLOAT, ["N", 3, "height", "width"])],
+        [helper.make_tensor_value_info(RAW_HEAD, onnx.TensorProto.FLOAT, ["N", 84, "anchors"])],
         initializer=[init for init in model.graph.initializer if init.name in used],
     )
     cut = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
@@ -130,7 +131,7 @@ def main() -> None:
                     full[name].append((time.perf_counter() - started) * 1000)
                     tensor, _ = detector._letterbox(photo)
                     started = time.perf_counter()
-                    detector.session.run({detector.input_name: tensor[None]})
+                    detector.onnx.run({detector.input_name: tensor[None]})
                     run_only[name].append((time.perf_counter() - started) * 1000)
             print(f"\noptimisation {level}, {threads} intra-op thread(s):")
             for name in detectors:
@@ -139,6 +140,7 @@ def main() -> None:
     if args.batch_sizes:
         cut = dynamic_batch_cut(settings.model_dir / yolo26.file)
         letterboxer = detector_for(yolo26, settings.model_dir / yolo26.file, 1, "all")
+        letterboxer.rect = False  # one canvas size, so the photos stack into batches
         tensors = np.stack([letterboxer._letterbox(photo)[0] for photo in photos])
         print("\nYOLO26n fp32 backbone+head cut with a dynamic batch (raw head, no end-to-end top-k):")
         for threads in args.threads:

@@ -231,8 +231,9 @@ def free_input_size(model: onnx.ModelProto) -> onnx.ModelProto:
         const("free/end", np.array([4], dtype=np.int64)),
         const("free/axis0", np.array([0], dtype=np.int64)),
         const("free/axis1", np.array([1], dtype=np.int64)),
-        const("free/points_shape", np.array([1, 2, -1], dtype=np.int64)),
-        const("free/strides_shape", np.array([1, -1], dtype=np.int64)),
+        # No leading 1 in these shapes: a batch-N cut of the graph sets such dims to 0 (keep).
+        const("free/points_shape", np.array([2, -1], dtype=np.int64)),
+        const("free/strides_shape", np.array([-1], dtype=np.int64)),
         const("free/qkv_shape", np.array([1, 2, 128, -1], dtype=np.int64)),
     ]
     level_points, level_strides = [], []
@@ -261,11 +262,13 @@ def free_input_size(model: onnx.ModelProto) -> onnx.ModelProto:
             helper.make_node("Unsqueeze", [p + "xs", "free/axis0"], [p + "xs1"]),
             helper.make_node("Unsqueeze", [p + "ys", "free/axis0"], [p + "ys1"]),
             helper.make_node("Concat", [p + "xs1", p + "ys1"], [p + "xy"], axis=0),
-            helper.make_node("Reshape", [p + "xy", "free/points_shape"], [p + "points"]),
+            helper.make_node("Reshape", [p + "xy", "free/points_shape"], [p + "points_2d"]),
+            helper.make_node("Unsqueeze", [p + "points_2d", "free/axis0"], [p + "points"]),
             const(p + "stride", np.array(float(stride), dtype=np.float32)),
             helper.make_node("Mul", [p + "ys1", "free/zero"], [p + "zeros"]),
             helper.make_node("Add", [p + "zeros", p + "stride"], [p + "stride_grid"]),
-            helper.make_node("Reshape", [p + "stride_grid", "free/strides_shape"], [p + "strides"]),
+            helper.make_node("Reshape", [p + "stride_grid", "free/strides_shape"], [p + "strides_1d"]),
+            helper.make_node("Unsqueeze", [p + "strides_1d", "free/axis0"], [p + "strides"]),
         ]
         level_points.append(p + "points")
         level_strides.append(p + "strides")
