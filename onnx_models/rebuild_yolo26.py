@@ -79,11 +79,15 @@ class _Graph:
         return users[0]
 
     def constant(self, name: str) -> np.ndarray:
+        """The value of an initializer or of a Constant node's output."""
         from onnx import numpy_helper
 
-        if name not in self.initializers:
-            raise ExportError(f"{name} is not an initializer")
-        return numpy_helper.to_array(self.initializers[name])
+        if name in self.initializers:
+            return numpy_helper.to_array(self.initializers[name])
+        node = self.producer.get(name)
+        if node is not None and node.op_type == "Constant":
+            return numpy_helper.to_array(node.attribute[0].t)
+        raise ExportError(f"{name} is not a constant")
 
 
 def _float_conv(
@@ -286,7 +290,7 @@ def free_input_size(model: onnx.ModelProto) -> onnx.ModelProto:
         for node in model.graph.node:
             if node.op_type != "Reshape" or not node.name.startswith(block + "/"):
                 continue
-            shape = _constant_value(model.graph, node.input[1]).tolist()
+            shape = graph.constant(node.input[1]).tolist()
             if shape == [1, 2, 128, (EXPORT_SIZE // 32) ** 2]:
                 node.input[1] = "free/qkv_shape"
             elif shape == [1, 128, EXPORT_SIZE // 32, EXPORT_SIZE // 32]:
@@ -321,19 +325,6 @@ def free_input_size(model: onnx.ModelProto) -> onnx.ModelProto:
     helper.set_model_props(out, meta)
     onnx.checker.check_model(out, full_check=True)
     return out
-
-
-def _constant_value(graph: onnx.GraphProto, name: str) -> np.ndarray:
-    """The value of a Constant node's output or an initializer."""
-    from onnx import numpy_helper
-
-    for node in graph.node:
-        if node.op_type == "Constant" and node.output[0] == name:
-            return numpy_helper.to_array(node.attribute[0].t)
-    for init in graph.initializer:
-        if init.name == name:
-            return numpy_helper.to_array(init)
-    raise ExportError(f"{name} is not a constant")
 
 
 def _topological(nodes: list[onnx.NodeProto], graph: onnx.GraphProto) -> list[onnx.NodeProto]:

@@ -307,12 +307,6 @@ def prepare_analysis(
     return store
 
 
-def analyze_batch(
-    context: JobContext, owner_id: str, photo_ids: list[str], params: dict[str, Any]
-) -> dict[str, str]:
-    return prepare_analysis(context, owner_id, photo_ids, params)()
-
-
 def recognise_after_analysis(context: JobContext, owner_id: str, params: dict[str, Any]) -> None:
     """New faces get names as soon as the owner has taught the classifier anyone."""
     with context.sessions() as db:
@@ -325,7 +319,7 @@ def register() -> None:
     register_job_type(
         JobType(
             name="analyze",
-            handler=analyze_batch,
+            handler=None,
             batch_size=lambda settings: settings.analysis_batch_size,
             default_items=owner_photo_ids,
             on_finished=recognise_after_analysis,

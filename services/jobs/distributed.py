@@ -392,7 +392,7 @@ def run_task(runtime: WorkerRuntime, task_id: str) -> None:
         batch = items[position : position + step]
         began = time.perf_counter()
         try:
-            errors = job_type.handler(context, owner_id, batch, params)
+            errors = job_type.run(context, owner_id, batch, params)
         except Exception as exc:  # a handler bug fails the batch, not the worker
             log.exception("task %s: batch at %d failed", task_id, position)
             errors = {item: f"{type(exc).__name__}: {exc}" for item in batch}

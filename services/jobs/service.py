@@ -72,7 +72,8 @@ BatchPreparer = Callable[[JobContext, str, list[str], dict[str, Any]], StoreStep
 @dataclass
 class JobType:
     name: str
-    handler: BatchHandler
+    # Exactly one of handler and prepare (below) is set.
+    handler: BatchHandler | None
     batch_size: Callable[[Settings], int] = field(default=lambda settings: 1)
     # Items to use when the client names none (e.g. every photo of the owner).
     default_items: Callable[[Session, str], list[str]] | None = None
@@ -82,9 +83,28 @@ class JobType:
     # the job may be split into independent tasks (items handled in any order, on any worker).
     queue: str = "default"
     splittable: bool = False
-    # When set, handler(...) is prepare(...)(): the local runner prepares the next batch while it
+    # A batch split in two instead of a handler: the local runner prepares the next batch while it
     # stores the current one (Settings.job_read_ahead), so the models do not wait for the writes.
     prepare: BatchPreparer | None = None
+
+    def __post_init__(self) -> None:
+        if (self.handler is None) == (self.prepare is None):
+            raise ValueError(f"job type {self.name!r} needs a handler or a preparer, not both")
+
+    def prepared(
+        self, context: JobContext, owner_id: str, batch: list[str], params: dict[str, Any]
+    ) -> StoreStep:
+        """The batch prepared; for a job type not split in two, one step that does all of it."""
+        if self.prepare is not None:
+            return self.prepare(context, owner_id, batch, params)
+        handler = cast(BatchHandler, self.handler)
+        return lambda: handler(context, owner_id, batch, params)
+
+    def run(
+        self, context: JobContext, owner_id: str, batch: list[str], params: dict[str, Any]
+    ) -> dict[str, str]:
+        """Handle one batch in full; the item ids that failed, with their errors."""
+        return self.prepared(context, owner_id, batch, params)()
 
 
 _job_types: dict[str, JobType] = {}
@@ -399,7 +419,7 @@ def _run_batches(
                     _hand_back(unfenced_sessions, job_id, worker_id, claim_token)
                     log.info("job %s handed back to the queue at %d/%d", job_id, position, len(items))
                     return
-                prepare_now = partial(_prepare_batch, job_type, context, owner_id, batch, params)
+                prepare_now = partial(job_type.prepared, context, owner_id, batch, params)
                 store = _ready_store(prepare_now, batch, job_id, position)
             else:
                 store, upcoming = _ready_store(upcoming.result, batch, job_id, position), None
@@ -430,15 +450,6 @@ def _run_batches(
         if job is not None and job.state == "running":
             # Partial failures are listed in `errors`; the job fails only when nothing succeeded.
             _finish(db, job, "failed" if job.total and job.failed == job.total else "succeeded")
-
-
-def _prepare_batch(
-    job_type: JobType, context: JobContext, owner_id: str, batch: list[str], params: dict[str, Any]
-) -> StoreStep:
-    """The batch prepared; for a job type that is not split in two, one step that does all of it."""
-    if job_type.prepare is None:
-        return lambda: job_type.handler(context, owner_id, batch, params)
-    return job_type.prepare(context, owner_id, batch, params)
 
 
 def _failed(batch: list[str], job_id: str, position: int, exc: Exception) -> dict[str, str]:

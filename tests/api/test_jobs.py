@@ -2,14 +2,16 @@
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
 
 from db.models import Job
 from db.types import utcnow
-from services.jobs.service import claim_next_job, create_job, run_job
+from services.jobs.service import JobContext, JobType, claim_next_job, create_job, run_job
 from tests.api.test_faces import FACES_DIR, FACES_TRUTH
 from tests.api.test_photos_upload import EXIF_DIR, EXIF_TRUTH
 from tests.conftest import OwnerAuth
@@ -221,3 +223,21 @@ def test_an_analysis_stopped_midway_counts_exactly_the_photos_it_stored(
         runner.start()
     if stop == "shutdown":
         assert wait_for_job(client, owner, job_id, timeout=120)["done"] == len(names)
+
+
+def test_a_job_type_has_a_handler_or_a_preparer_never_both() -> None:
+    def handler(
+        context: JobContext, owner_id: str, batch: list[str], params: dict[str, Any]
+    ) -> dict[str, str]:
+        return {}
+
+    def prepare(
+        context: JobContext, owner_id: str, batch: list[str], params: dict[str, Any]
+    ) -> Callable[[], dict[str, str]]:
+        return lambda: {}
+
+    with pytest.raises(ValueError, match="handler or a preparer"):
+        JobType(name="neither", handler=None)
+    with pytest.raises(ValueError, match="handler or a preparer"):
+        JobType(name="both", handler=handler, prepare=prepare)
+    assert JobType(name="split", handler=None, prepare=prepare).run(cast(JobContext, None), "o", [], {}) == {}

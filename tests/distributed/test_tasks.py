@@ -16,7 +16,6 @@ from api.main import create_app
 from core.config import Settings
 from db.models import Detection, Face, Job, JobTask, PhotoAnalysis, PhotoEmbedding, PhotoTag, WorkerStat
 from db.types import utcnow
-from services.analysis.service import analyze_batch
 from services.jobs.distributed import (
     WorkerRuntime,
     declare_actors,
@@ -26,7 +25,14 @@ from services.jobs.distributed import (
     run_task,
     run_whole_job,
 )
-from services.jobs.service import JobContext, JobType, claim_next_job, create_job, register_job_type
+from services.jobs.service import (
+    JobContext,
+    JobType,
+    claim_next_job,
+    create_job,
+    get_job_type,
+    register_job_type,
+)
 from tests.conftest import OwnerAuth, make_settings, new_owner
 from tests.helpers import upload_ids
 from tests.paths import TESTDATA_DIR
@@ -125,10 +131,12 @@ def test_analysing_the_same_photos_again_replaces_their_rows(
     context: JobContext, photo_ids: tuple[OwnerAuth, list[str]]
 ) -> None:
     owner, ids = photo_ids
-    assert analyze_batch(context, owner.id, ids, {}) == {}
+    analyze = get_job_type("analyze")  # what a worker runs for a task
+    assert analyze is not None
+    assert analyze.run(context, owner.id, ids, {}) == {}
     first = _counts(context, ids)
     assert first["Detection"] > 0 and first["PhotoTag"] > 0 and first["PhotoAnalysis"] == len(ids)
-    assert analyze_batch(context, owner.id, ids, {}) == {}
+    assert analyze.run(context, owner.id, ids, {}) == {}
     assert _counts(context, ids) == first
 
 

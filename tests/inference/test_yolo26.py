@@ -133,7 +133,7 @@ def test_free_input_size_changes_nothing_at_640_and_takes_other_sizes(rebuilt: P
     canvas = np.asarray(_photo(BUS_PHOTO).resize((640, 640)), dtype=np.float32).transpose(2, 0, 1)[None] / 255
     want, got = (session.run(None, {"images": canvas})[0] for session in sessions)
     np.testing.assert_array_equal(got, want)
-    (rows,) = sessions[1].run(None, {"images": np.ascontiguousarray(canvas[:, :, :480])})[0:1]
+    rows = sessions[1].run(None, {"images": np.ascontiguousarray(canvas[:, :, :480])})[0]
     assert rows.shape == (1, 300, 6) and rows[0, 0, 4] > 0.5  # the buses are still found
     assert rows[0, :, 3].max() <= 480 + 32  # boxes live on the 480-high canvas
     anchor_points, strides = rebuild_yolo26._anchor_grid(480, 640)
@@ -145,11 +145,7 @@ def test_rectangular_letterbox_finds_what_the_square_canvas_finds(fp32: ObjectDe
     canvas's up to resampling noise. A graph with a fixed size keeps the square canvas."""
     assert fp32.rect
     square = ObjectDetector(
-        load_manifest()
-        .by_name("yolo26n_fp32")
-        .model_copy(
-            update={"preprocessing": {**load_manifest().by_name("yolo26n_fp32").preprocessing, "rect": False}}
-        ),
+        fp32.entry.model_copy(update={"preprocessing": {**fp32.entry.preprocessing, "rect": False}}),
         Settings(model_dir=MODEL_DIR),
     )
     photos = [_photo(name) for name in COMPARED_PHOTOS]
